@@ -1,0 +1,6 @@
+"""Allow ``python -m lictools``."""
+
+from lictools.cli.main import main
+
+if __name__ == "__main__":
+    main()

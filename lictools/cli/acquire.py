@@ -1,0 +1,79 @@
+"""``lictools acquire``: the command a login hook runs. Keep its imports lean."""
+
+from __future__ import annotations
+
+import click
+
+from lictools.cli.common import example, settings, transaction
+
+
+@click.command(epilog=example(
+    "id=$(lictools acquire genero-prod --client gdc --monitor \"$FGLSERVER\") || exit 1",
+    "lictools acquire batch --feature dev --terminal --host HOST1 --node BMC1",
+    "lictools --format json acquire cad --feature solver --wait 60",
+))
+@click.argument("pool")
+@click.option("--feature", help="Feature (default: the product's only feature).")
+@click.option("--session", help="Session id (default: a new one, printed). Retrying with the same id returns the same grant.")
+@click.option("--user", help="User (default: the login user).")
+@click.option("--host", help="Client host the session comes from (default: this node).")
+@click.option("--node", help="Node the client runs on (default: this host's name).")
+@click.option("--terminal", is_flag=True, help="The client runs in a Terminal Server session from --host.")
+@click.option("--app", help="Application name.")
+@click.option("--project", help="Project (reservations are per project).")
+@click.option("--parent", help="Parent session (Genero RUN / RUN WITHOUT WAITING shares its root's seat).")
+@click.option("--client", help="Client kind (Genero: gdc, gjc, gdc-http, gdcax, gwc, gbc, gjc-http, gjc-applet, tui).")
+@click.option("--monitor", help="Front-end monitor id (Genero direct mode: one seat per monitor).")
+@click.option("--pid", type=click.IntRange(1, 2**31 - 1), help="Process id of the client on --node (for gc --check-pids).")
+@click.option("--lease", type=click.IntRange(0, 315_360_000), help="Seconds before the session expires without a refresh (0: never).")
+@click.option("--wait", type=click.FloatRange(0, 86400), default=0, metavar="SECONDS", help="Keep trying this long when denied.")
+@click.option("--dry-run", is_flag=True, help="Say whether it would be granted, shared or denied, and why; change nothing.")
+def acquire(pool: str, feature: str | None, session: str | None, user: str | None, host: str | None,
+            node: str | None, terminal: bool, app: str | None, project: str | None, parent: str | None,
+            client: str | None, monitor: str | None, pid: int | None, lease: int | None, wait: float,
+            dry_run: bool) -> None:
+    """Ask for a seat in POOL; prints the session id (exit 3 when denied)."""
+    import time
+
+    from lictools import engine
+    from lictools.errors import DeniedError
+    from lictools.model import Request
+
+    node = node or engine.this_node()
+    request = Request(
+        pool=pool, feature=feature, session=session or engine.new_session_id(), user=user or engine.login_user(),
+        host=host or node, node=node, terminal=terminal, app=app, project=project, parent=parent,
+        client=client, monitor=monitor, pid=pid, lease=lease,
+    )
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        last_try = dry_run or time.monotonic() >= deadline
+        with transaction() as tx:
+            outcome = engine.acquire(tx, request, dry_run=dry_run, journal_denial=last_try)
+        if outcome.granted or last_try:
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 1.0)
+
+    fmt = settings().fmt
+    doc = outcome.to_doc()
+    if dry_run:
+        doc["dry_run"] = True
+        verdict = "deny" if not outcome.granted else ("share" if outcome.shared else "grant")
+        if fmt == "table":
+            click.echo(f"would {verdict}: {outcome.reason}")
+        else:
+            from lictools.output import emit_object
+
+            emit_object(doc, fmt)
+    elif outcome.granted:
+        from lictools.output import emit_object
+
+        emit_object(doc, fmt, plain=outcome.session.id)
+    elif fmt != "table":
+        from lictools.output import emit_object
+
+        emit_object(doc, fmt)
+    if not outcome.granted:
+        raise DeniedError(outcome.denial_text or outcome.reason)

@@ -1,0 +1,90 @@
+"""What every command module uses: the global settings, one transaction, output, examples."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import click
+
+from lictools.errors import NotFoundError
+from lictools.stores.api import Transaction
+
+
+@dataclass
+class Settings:
+    """The global options (``--state``, ``--format``, ``--lock-timeout``)."""
+
+    state: str | None
+    fmt: str
+    lock_timeout: float
+    reaped: list = field(default_factory=list)
+
+
+def settings() -> Settings:
+    return click.get_current_context().find_object(Settings)
+
+
+@contextmanager
+def transaction() -> Iterator[Transaction]:
+    """Open the state, reap expired leases, yield the transaction; commit on success."""
+    from lictools import engine
+    from lictools.stores import open_store
+
+    s = settings()
+    with open_store(s.state, s.lock_timeout).transaction() as tx:
+        s.reaped = engine.reap(tx)
+        yield tx
+
+
+def example(*lines: str) -> str:
+    """An epilog block for ``--help`` that click prints as written."""
+    return "\b\nExample:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def warn(message: str) -> None:
+    click.echo(f"lictools: {message}", err=True)
+
+
+def report_missing(missing: Iterable[str], what: str = "unknown session") -> None:
+    """One stderr line per id that was not found; exit 4 when there was any."""
+    lines = []
+    for session_id in missing:
+        shown = session_id if len(session_id) <= 64 and session_id.isprintable() else repr(session_id[:64]) + "..."
+        lines.append(f"{what} {shown}")
+    for line in lines[:-1]:
+        warn(line)
+    if lines:
+        raise NotFoundError(lines[-1])
+
+
+def end_sessions(action: Callable[..., tuple[list, list]], ids: tuple[str, ...], verb: str, **kwargs: Any) -> None:
+    """Run release/detach/refresh/remove on ``ids`` and print one row per session handled."""
+    from lictools.output import emit_rows
+    from lictools.timeutil import iso
+
+    with transaction() as tx:
+        done, missing = action(tx, ids, **kwargs)
+        rows = [
+            {
+                "session": s.id,
+                "pool": s.pool,
+                "feature": s.feature,
+                "seat": s.seat,
+                "user": s.user,
+                "action": verb,
+                "seat_freed": tx.count_seat_sessions(s.pool, s.feature, s.seat) == 0,
+                "expires": iso(tx.get_session(s.id).expires) if tx.get_session(s.id) else None,
+            }
+            for s in done
+        ]
+    fmt = settings().fmt
+    if fmt == "table":
+        for row in rows:
+            freed = "seat freed" if row["seat_freed"] else "seat still held"
+            until = f", until {row['expires']}" if row["expires"] else ""
+            click.echo(f"{verb} {row['session']} ({row['pool']}/{row['feature']} seat {row['seat']}: {freed}{until})")
+    else:
+        emit_rows(rows, ["session", "pool", "feature", "seat", "user", "action", "seat_freed", "expires"], fmt)
+    report_missing(missing)

@@ -1,0 +1,141 @@
+"""``lictools``: the top-level group, global options, and the one-line error contract.
+
+Subcommand modules are imported only when named, so ``lictools acquire`` loads the acquire
+module, the engine and one store, and nothing that listings need (tabulate, csv).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from lictools import __version__
+from lictools.errors import EXIT_INTERNAL, EXIT_USAGE, LictoolsError
+
+# name -> (module, attribute, short help shown by ``lictools --help``)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "pool": ("lictools.cli.pool", "pool", "Create, list, show, change and remove pools."),
+    "license": ("lictools.cli.license", "license", "Load or unload issued seats (idempotent per serial)."),
+    "acquire": ("lictools.cli.acquire", "acquire", "Ask for a seat; prints the session id."),
+    "release": ("lictools.cli.release", "release", "End sessions now."),
+    "detach": ("lictools.cli.detach", "detach", "The client went away: keep the seat until the detach timeout."),
+    "refresh": ("lictools.cli.refresh", "refresh", "Extend leases (exit 4: acquire again)."),
+    "users": ("lictools.cli.users", "users", "Seats in use: who holds what, from where, since when."),
+    "info": ("lictools.cli.info", "info", "Issued, in use, reserved and free seats per pool feature."),
+    "remove": ("lictools.cli.remove", "remove", "Admin forced release by session, user or host (lmremove)."),
+    "gc": ("lictools.cli.gc", "gc", "Reap expired sessions now; --check-pids drops dead local processes."),
+    "dump": ("lictools.cli.dump", "dump", "Print the whole state as readable JSON."),
+    "journal": ("lictools.cli.journal", "journal", "Print journal events as JSON lines."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in sorted(COMMANDS)])
+
+
+EPILOG = """\b
+Example:
+  id=$(lictools acquire genero-prod --user "$USER") || exit 1
+  lictools release "$id"
+
+\b
+Exit codes: 0 done, 1 internal error, 2 usage error, 3 denied,
+4 not found, 5 state lock busy, 6 damaged state. See man lictools."""
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--state",
+    envvar="LICTOOLS_STATE",
+    metavar="TARGET",
+    help="State file (default: state.db in your platformdirs state folder; *.json = JSON layout). Env LICTOOLS_STATE.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    envvar="LICTOOLS_FORMAT",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output of listings and results. Env LICTOOLS_FORMAT.",
+)
+@click.option(
+    "--lock-timeout",
+    envvar="LICTOOLS_LOCK_TIMEOUT",
+    type=click.FloatRange(0, 86400),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the state lock before exit 5. Env LICTOOLS_LOCK_TIMEOUT.",
+)
+@click.version_option(__version__, prog_name="lictools")
+@click.pass_context
+def cli(ctx: click.Context, state: str | None, fmt: str, lock_timeout: float) -> None:
+    """Count floating license seats the way vendor license managers count them."""
+    from lictools.cli.common import Settings
+
+    ctx.obj = Settings(state=state, fmt=fmt, lock_timeout=lock_timeout)
+
+
+def _fail(message: str, code: int) -> int:
+    if message:
+        message = " ".join(message.split("\n"))
+        sys.stderr.write(f"lictools: {message}\n")
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code; every error is one stderr line."""
+    try:
+        result = cli.main(args=argv, prog_name="lictools", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and isinstance(exc, click.UsageError):
+            hint = f" (see '{ctx.command_path} --help')"
+        return _fail(exc.format_message() + hint, exc.exit_code)
+    except click.Abort:
+        return _fail("interrupted", 130)
+    except LictoolsError as exc:
+        return _fail(exc.message, exc.exit_code)
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # a bug: one line, the traceback only on request
+        if os.environ.get("LICTOOLS_DEBUG") == "1":
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (LICTOOLS_DEBUG=1 shows the traceback)", EXIT_INTERNAL)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    code = run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(code)

@@ -1,0 +1,23 @@
+"""Click parameter types shared by several commands."""
+
+from __future__ import annotations
+
+import click
+
+
+class KeyValue(click.ParamType):
+    """``KEY=VALUE`` (for ``--option`` and ``--license``)."""
+
+    name = "KEY=VALUE"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, tuple):
+            return value
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            self.fail(f"{value!r} is not KEY=VALUE", param, ctx)
+        return key.strip(), val.strip()
+
+
+KEY_VALUE = KeyValue()
+COUNT = click.IntRange(0, 10**9)

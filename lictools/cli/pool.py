@@ -1,0 +1,141 @@
+"""``lictools pool add|list|show|set|remove``."""
+
+from __future__ import annotations
+
+import click
+
+from lictools.cli.common import example, settings, transaction, warn
+from lictools.cli.options import KEY_VALUE
+
+
+@click.group(epilog=example("lictools pool add genero-prod --product genero --license runtime=50", "lictools pool list"))
+def pool() -> None:
+    """Create, list, show, change and remove pools."""
+
+
+def _license_counts(values: tuple[tuple[str, str], ...]) -> dict[str, int]:
+    from lictools.errors import UsageError
+
+    counts = {}
+    for feature, count in values:
+        if not count.isdigit() or int(count) > 10**9:
+            raise UsageError(f"--license {feature}={count}: the count must be a whole number from 0 to 1000000000")
+        counts[feature] = int(count)
+    return counts
+
+
+@pool.command("add", epilog=example(
+    "lictools pool add batch --product aveva-batch --license dev=5 --license mom=20",
+    "lictools pool add cad --product generic --license solver=10 --option share=user,host",
+))
+@click.argument("name")
+@click.option("--product", required=True, help="Counting rule: generic, aveva-batch, genero, magic-xpa.")
+@click.option("--license", "licenses", type=KEY_VALUE, multiple=True, metavar="FEATURE=COUNT",
+              help="Issued seats for a feature (serial initial-FEATURE). Repeatable.")
+@click.option("--option", "options", type=KEY_VALUE, multiple=True, metavar="KEY=VALUE",
+              help="Pool option (lease, linger, share, user_agent_timeout, version ...). Repeatable.")
+@click.option("--exist-ok", is_flag=True, help="Succeed quietly when the pool already exists with this product.")
+def add(name: str, product: str, licenses: tuple, options: tuple, exist_ok: bool) -> None:
+    """Create pool NAME counting seats with the rules of --product."""
+    from lictools import engine
+
+    with transaction() as tx:
+        created = engine.add_pool(tx, name, product, _license_counts(licenses), dict(options), exist_ok=exist_ok)
+    _show([created])
+
+
+@pool.command("list", epilog=example("lictools --format json pool list"))
+def list_() -> None:
+    """List pools with their product and issued seats."""
+    with transaction() as tx:
+        pools = tx.list_pools()
+    _show(pools)
+
+
+def _show(pools: list) -> None:
+    from lictools.output import emit_rows
+    from lictools.timeutil import iso
+
+    rows = [
+        {
+            "pool": p.name,
+            "product": p.product,
+            "issued": {f: p.issued(f) for f in dict.fromkeys(lic.feature for lic in p.licenses)},
+            "options": p.options,
+            "created": iso(p.created),
+        }
+        for p in pools
+    ]
+    if settings().fmt == "table":
+        for row in rows:
+            row["issued"] = " ".join(f"{f}={n}" for f, n in row["issued"].items()) or "-"
+            row["options"] = " ".join(f"{k}={v}" for k, v in row["options"].items() if v)
+    emit_rows(rows, ["pool", "product", "issued", "options", "created"], settings().fmt)
+
+
+@pool.command("show", epilog=example("lictools pool show genero-prod"))
+@click.argument("name")
+def show(name: str) -> None:
+    """Show one pool: options, loaded serials, reservations, and per-feature counts."""
+    from lictools import engine
+    from lictools.output import emit_object
+    from lictools.timeutil import iso
+
+    with transaction() as tx:
+        p = engine.get_pool(tx, name)
+        counts = engine.info(tx, name)
+    doc = {
+        "pool": p.name,
+        "product": p.product,
+        "created": iso(p.created),
+        "options": p.options,
+        "licenses": [
+            {"serial": l.serial, "feature": l.feature, "count": l.count, "host_lock": l.host_lock, "loaded": iso(l.loaded)}
+            for l in p.licenses
+        ],
+        "reservations": p.reservations,
+        "features": counts,
+    }
+    if settings().fmt != "table":
+        emit_object(doc, settings().fmt)
+        return
+    click.echo(f"pool     : {p.name}\nproduct  : {p.product}\ncreated  : {doc['created']}")
+    click.echo("options  : " + " ".join(f"{k}={v}" for k, v in p.options.items()))
+    for lic in doc["licenses"]:
+        lock = f" host-locked to {lic['host_lock']}" if lic["host_lock"] else ""
+        click.echo(f"license  : serial {lic['serial']} {lic['feature']}={lic['count']}{lock}")
+    for project, per_feature in sorted(p.reservations.items()):
+        click.echo(f"reserved : {project} " + " ".join(f"{f}={n}" for f, n in per_feature.items()))
+    for row in counts:
+        click.echo(
+            f"feature  : {row['feature']} issued {row['issued']}, in use {row['in_use']}, "
+            f"reserved {row['reserved']}, free {row['free']}, sessions {row['sessions']}"
+        )
+
+
+@pool.command("set", epilog=example("lictools pool set genero-prod --option user_agent_timeout=600"))
+@click.argument("name")
+@click.option("--option", "options", type=KEY_VALUE, multiple=True, required=True, metavar="KEY=VALUE",
+              help="Pool option to change. Repeatable.")
+def set_(name: str, options: tuple) -> None:
+    """Change options of pool NAME."""
+    from lictools import engine
+
+    with transaction() as tx:
+        changed = engine.set_pool_options(tx, name, dict(options))
+    _show([changed])
+
+
+@pool.command("remove", epilog=example("lictools pool remove old-pool --force"))
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Also remove the pool's live sessions (journaled as removals).")
+def remove(name: str, force: bool) -> None:
+    """Delete pool NAME (refused while it has live sessions, unless --force)."""
+    from lictools import engine
+
+    with transaction() as tx:
+        ended = engine.remove_pool(tx, name, force=force)
+    if ended:
+        warn(f"removed {len(ended)} live session(s) of pool {name}")
+    if settings().fmt == "table":
+        click.echo(f"removed pool {name}")

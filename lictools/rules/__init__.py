@@ -1,0 +1,63 @@
+"""The registry of counting rules: product name -> module. A new product is one new module here.
+
+Modules are imported only when a pool of that product is used, so a login hook pays for one rule.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from lictools.errors import UsageError
+from lictools.rules.base import COMMON_OPTIONS, Option
+
+RULES: dict[str, str] = {
+    "generic": "lictools.rules.generic",
+}
+
+
+def get_rule(product: str) -> ModuleType:
+    """The rule module for ``product``; UsageError (exit 2) for an unknown product."""
+    try:
+        module = RULES[product]
+    except KeyError:
+        raise UsageError(f"unknown product {product!r}; known: {', '.join(sorted(RULES))}") from None
+    return importlib.import_module(module)
+
+
+def rule_options(rule: ModuleType) -> dict[str, Option]:
+    """Every pool option a product accepts: the common ones, then its own."""
+    return {**COMMON_OPTIONS, **rule.OPTIONS}
+
+
+def check_options(rule: ModuleType, given: dict[str, str]) -> dict[str, str]:
+    """Validate ``given`` and fill in defaults; UsageError names the first bad key or value."""
+    spec = rule_options(rule)
+    out = {}
+    for key, value in given.items():
+        if key not in spec:
+            raise UsageError(f"unknown option {key!r} for product {rule.NAME}; known: {', '.join(spec)}")
+        try:
+            out[key] = spec[key].check(value)
+        except UsageError as exc:
+            raise UsageError(f"option {key}: {exc.message}") from None
+    for key, option in spec.items():
+        out.setdefault(key, option.default)
+    if not out["lease"]:
+        out["lease"] = str(rule.DEFAULT_LEASE)
+    return out
+
+
+def check_feature(rule: ModuleType, feature: str | None) -> str:
+    """The feature to use: the one given (checked), or the product's only feature."""
+    from lictools import validate
+
+    if feature is None:
+        if len(rule.FEATURES) == 1:
+            return rule.FEATURES[0]
+        known = f" (one of {', '.join(rule.FEATURES)})" if rule.FEATURES else ""
+        raise UsageError(f"--feature is required for product {rule.NAME}{known}")
+    validate.name(feature, "feature")
+    if rule.FEATURES and feature not in rule.FEATURES:
+        raise UsageError(f"unknown feature {feature!r} for product {rule.NAME}; known: {', '.join(rule.FEATURES)}")
+    return feature

@@ -1,0 +1,45 @@
+"""generic: a product none of the vendor rules covers, counted like FlexNet DUP_GROUP or RLM share=.
+
+SPEC.md section 2 (generic): "Seat key built from a configurable list of session attributes,
+like FlexNet DUP_GROUP or RLM share= (for example share=user,host); the empty list means one
+seat per session."
+"""
+
+from __future__ import annotations
+
+from lictools.errors import UsageError
+from lictools.model import SESSION_ATTRIBUTES, Pool, Request
+from lictools.rules.base import Option, Seat
+from lictools.stores.api import Transaction
+
+NAME = "generic"
+SUMMARY = "seat key from the session attributes named by option share= (empty: one seat per session)"
+FEATURES: tuple[str, ...] = ()
+DEFAULT_LEASE = 3600
+DETACH_OPTION = "linger"
+DENIAL_TEXT = None
+
+
+def _check_share(value: str) -> str:
+    attrs = [a.strip() for a in value.split(",") if a.strip()]
+    unknown = [a for a in attrs if a not in SESSION_ATTRIBUTES]
+    if unknown:
+        raise UsageError(f"share: unknown attribute {unknown[0]!r}; use any of {', '.join(SESSION_ATTRIBUTES)}")
+    return ",".join(dict.fromkeys(attrs))
+
+
+OPTIONS = {
+    "share": Option(
+        "",
+        _check_share,
+        "comma-separated session attributes whose equal values share one seat; empty = one seat per session",
+    ),
+}
+
+
+def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
+    share = [a for a in pool.options.get("share", "").split(",") if a]
+    if not share:
+        return Seat(request.session, "share= is empty: every session takes its own seat")
+    parts = [f"{attr}={getattr(request, attr)}" for attr in share]
+    return Seat(",".join(parts), f"sessions with the same {', '.join(share)} share one seat (share={','.join(share)})")

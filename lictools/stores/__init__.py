@@ -1,0 +1,38 @@
+"""Pick the store for a ``--state`` target, the way platformdirs picks its platform class.
+
+- ``postgresql://...``: the shared PostgreSQL store (not in this release: exit 2 says so);
+- a path ending in ``.json``: the human-readable JSON file store;
+- any other path: the SQLite file store (the default, fast with many sessions).
+"""
+
+from __future__ import annotations
+
+import os
+
+from lictools.errors import UsageError
+from lictools.stores.api import Store
+
+STATE_ENV = "LICTOOLS_STATE"
+
+
+def default_state_path() -> str:
+    """``state.db`` under this user's platformdirs state folder."""
+    from platformdirs import user_state_dir
+
+    return os.path.join(user_state_dir("lictools", appauthor=False), "state.db")
+
+
+def open_store(target: str | None, lock_timeout: float) -> Store:
+    """The store for ``target`` (a path or URL); None means the default state file."""
+    target = target or default_state_path()
+    if target.startswith(("postgresql://", "postgres://")):
+        raise UsageError("the PostgreSQL store is not available in this release; use a state file path")
+    if "\x00" in target:
+        raise UsageError("--state: the path contains a NUL character")
+    if target.endswith(".json"):
+        from lictools.stores.jsonfile import JsonFileStore
+
+        return JsonFileStore(target, lock_timeout)
+    from lictools.stores.sqlite import SqliteStore
+
+    return SqliteStore(target, lock_timeout)

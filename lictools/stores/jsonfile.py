@@ -1,0 +1,123 @@
+"""The human-readable embedded store: one JSON document, replaced atomically on every change.
+
+Chosen with a state path ending in ``.json``. Each command: lock, read, apply, then append the
+journal lines (``<state>.journal``, JSON lines, fsync), write ``<state>.tmp-<pid>`` in the same
+folder, fsync, rename over the state, fsync the folder. A crash leaves the old or the new file,
+never a torn one. The state records ``journal_bytes``, the journal's length after its last
+commit: journal lines beyond it were written by a transaction that crashed before its rename,
+are ignored by readers, and are cut off by the next commit.
+
+It reads and rewrites the whole document on every command, so it suits states of up to a few
+thousand sessions; the SQLite store is the default for that reason (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+
+from lictools.errors import DamagedStateError
+from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
+from lictools.stores.locking import ensure_folder, file_mode, fsync_folder, state_lock
+from lictools.stores.memory import MemoryTransaction, empty_document
+from lictools.timeutil import now as clock_now
+
+
+class JsonFileStore(Store):
+    """The state as one JSON file guarded by ``<file>.lock``, journal in ``<file>.journal``."""
+
+    def __init__(self, path: str, lock_timeout: float) -> None:
+        self.path = os.path.abspath(path)
+        self.location = self.path
+        self.journal_path = self.path + ".journal"
+        self.lock_timeout = lock_timeout
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        folder = os.path.dirname(self.path)
+        ensure_folder(folder)
+        with state_lock(self.path, self.lock_timeout):
+            doc = self._load()
+            tx = MemoryTransaction(doc, clock_now())
+            yield tx
+            if tx.dirty:
+                doc["journal_bytes"] = self._append_journal(tx.events, doc.get("journal_bytes", 0))
+                doc["seq"] = doc.get("seq", 0) + len(tx.events)
+                self._replace(doc, folder)
+
+    def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
+        if not os.path.exists(self.path):
+            return
+        committed = self._load().get("journal_bytes", 0)
+        try:
+            f = open(self.journal_path, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            seq = 0
+            for line in f.read(committed).splitlines():
+                seq += 1
+                if seq > since_seq:
+                    event = json.loads(line)
+                    event["seq"] = seq
+                    yield event
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return empty_document()
+        except OSError as exc:
+            raise DamagedStateError(f"state {self.path} cannot be opened: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read()
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise DamagedStateError(f"state {self.path} is not valid JSON (damaged?); nothing was changed") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("schema"), int):
+            raise DamagedStateError(f"state {self.path} is not a lictools state file; nothing was changed")
+        if doc["schema"] > SCHEMA_VERSION:
+            raise DamagedStateError(
+                f"state {self.path} has schema {doc['schema']}, newer than this lictools ({SCHEMA_VERSION}); "
+                "upgrade lictools"
+            )
+        if not isinstance(doc.get("pools"), dict) or not isinstance(doc.get("sessions"), dict):
+            raise DamagedStateError(f"state {self.path} lacks its pools or sessions; nothing was changed")
+        return doc
+
+    def _append_journal(self, events: list[dict[str, Any]], committed: int) -> int:
+        """Cut any uncommitted tail, append ``events``, fsync; return the new committed length."""
+        fd = os.open(
+            self.journal_path,
+            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+            file_mode(os.path.dirname(self.path)),
+        )
+        try:
+            if os.fstat(fd).st_size != committed:
+                os.ftruncate(fd, committed)
+            data = b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
+            if data:
+                os.pwrite(fd, data, committed)
+                os.fsync(fd)
+            return committed + len(data)
+        finally:
+            os.close(fd)
+
+    def _replace(self, doc: dict[str, Any], folder: str) -> None:
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, file_mode(folder))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(json.dumps(doc, indent=1, sort_keys=True).encode())
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        fsync_folder(folder)

@@ -1,0 +1,220 @@
+"""The default embedded store: one SQLite file (stdlib ``sqlite3``), WAL mode, fsync on every commit.
+
+Why SQLite and not one JSON document: with 10,000 live sessions a JSON state costs about 80 ms
+of parsing and rewriting per command (measured in docs/performance.md); here ``acquire`` touches
+a handful of index pages, and the journal is a table appended in the same commit, so one fsync
+makes the grant and its journal line durable together. ``lictools dump`` prints the state as
+JSON for people.
+
+A new state file is built under a temporary name and renamed into place, so a state file that
+exists is always a complete lictools database. A file that is not one (garbled by hand,
+truncated, another program's database, a newer schema) is refused with exit 6 and never written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+
+from lictools.errors import BusyError, DamagedStateError
+from lictools.model import Pool, Session
+from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
+from lictools.stores.locking import ensure_folder, file_mode, fsync_folder, state_lock
+from lictools.timeutil import now as clock_now
+
+APPLICATION_ID = 0x4C494354  # "LICT": tells a lictools state from any other SQLite file
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+SCHEMA = """
+CREATE TABLE pools (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    feature TEXT NOT NULL,
+    seat TEXT NOT NULL,
+    seat_project TEXT,
+    expires REAL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX sessions_seat ON sessions (pool, feature, seat_project, seat);
+CREATE INDEX sessions_expires ON sessions (expires) WHERE expires IS NOT NULL;
+CREATE TABLE events (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+"""
+
+# criteria answered by a column; anything else is filtered from the document
+_COLUMNS = {"id", "pool", "feature", "seat", "seat_project"}
+
+
+class SqliteTransaction(Transaction):
+    def __init__(self, db: sqlite3.Connection, now: float) -> None:
+        self.db = db
+        self.now = now
+
+    def get_pool(self, name: str) -> Pool | None:
+        row = self.db.execute("SELECT doc FROM pools WHERE name = ?", (name,)).fetchone()
+        return Pool.from_doc(json.loads(row[0])) if row else None
+
+    def list_pools(self) -> list[Pool]:
+        rows = self.db.execute("SELECT doc FROM pools ORDER BY name").fetchall()
+        return [Pool.from_doc(json.loads(doc)) for (doc,) in rows]
+
+    def put_pool(self, pool: Pool) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO pools (name, doc) VALUES (?, ?)", (pool.name, json.dumps(pool.to_doc()))
+        )
+
+    def delete_pool(self, name: str) -> None:
+        self.db.execute("DELETE FROM pools WHERE name = ?", (name,))
+
+    def get_session(self, session_id: str) -> Session | None:
+        row = self.db.execute("SELECT doc FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return Session.from_doc(json.loads(row[0])) if row else None
+
+    def put_session(self, session: Session) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO sessions (id, pool, feature, seat, seat_project, expires, doc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                session.id,
+                session.pool,
+                session.feature,
+                session.seat,
+                session.seat_project,
+                session.expires,
+                json.dumps(session.to_doc()),
+            ),
+        )
+
+    def delete_session(self, session_id: str) -> None:
+        self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def find_sessions(self, **criteria: Any) -> list[Session]:
+        column_criteria = {k: v for k, v in criteria.items() if k in _COLUMNS}
+        other = {k: v for k, v in criteria.items() if k not in _COLUMNS}
+        where = " AND ".join(f"{k} = ?" for k in column_criteria) or "1"
+        rows = self.db.execute(f"SELECT doc FROM sessions WHERE {where}", tuple(column_criteria.values()))
+        found = [Session.from_doc(json.loads(doc)) for (doc,) in rows]
+        if other:
+            found = [s for s in found if all(getattr(s, k, None) == v for k, v in other.items())]
+        return sorted(found, key=lambda s: (s.started, s.id))
+
+    def expired_sessions(self, now: float) -> list[Session]:
+        rows = self.db.execute("SELECT doc FROM sessions WHERE expires IS NOT NULL AND expires <= ?", (now,))
+        return [Session.from_doc(json.loads(doc)) for (doc,) in rows]
+
+    def count_seat_sessions(self, pool: str, feature: str, seat: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM sessions WHERE pool = ? AND feature = ? AND seat = ?", (pool, feature, seat)
+        ).fetchone()
+        return row[0]
+
+    def seats_by_project(self, pool: str, feature: str) -> dict[str | None, int]:
+        rows = self.db.execute(
+            "SELECT seat_project, COUNT(DISTINCT seat) FROM sessions WHERE pool = ? AND feature = ?"
+            " GROUP BY seat_project",
+            (pool, feature),
+        )
+        return {project: count for project, count in rows}
+
+    def append_event(self, event: dict[str, Any]) -> None:
+        self.db.execute("INSERT INTO events (doc) VALUES (?)", (json.dumps(event, separators=(",", ":")),))
+
+
+class SqliteStore(Store):
+    """The state in one SQLite file, guarded by ``<file>.lock``."""
+
+    def __init__(self, path: str, lock_timeout: float) -> None:
+        self.path = os.path.abspath(path)
+        self.location = self.path
+        self.lock_timeout = lock_timeout
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        ensure_folder(os.path.dirname(self.path))
+        with state_lock(self.path, self.lock_timeout):
+            if not os.path.lexists(self.path):
+                self._create()
+            db = self._open()
+            try:
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    yield SqliteTransaction(db, clock_now())
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise BusyError(f"state {self.path} is locked by another program: {exc}") from None
+                raise DamagedStateError(f"state {self.path} cannot be used: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                raise DamagedStateError(f"state {self.path} is damaged: {exc}; nothing was changed") from None
+            finally:
+                db.close()
+
+    def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
+        if not os.path.exists(self.path):
+            return
+        db = self._open()
+        try:
+            for seq, doc in db.execute("SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq", (since_seq,)):
+                event = json.loads(doc)
+                event["seq"] = seq
+                yield event
+        except sqlite3.DatabaseError as exc:
+            raise DamagedStateError(f"state {self.path} is damaged: {exc}") from None
+        finally:
+            db.close()
+
+    def _check_header(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise DamagedStateError(f"state {self.path} cannot be opened: {exc.strerror}") from None
+        try:
+            header = os.read(fd, 100)
+        finally:
+            os.close(fd)
+        if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+            raise DamagedStateError(f"state {self.path} is not a lictools state file (damaged?); nothing was changed")
+        if int.from_bytes(header[68:72], "big") != APPLICATION_ID:
+            raise DamagedStateError(f"state {self.path} is a SQLite file of another program; nothing was changed")
+        version = int.from_bytes(header[60:64], "big")
+        if version > SCHEMA_VERSION:
+            raise DamagedStateError(
+                f"state {self.path} has schema {version}, newer than this lictools ({SCHEMA_VERSION}); upgrade lictools"
+            )
+
+    def _open(self) -> sqlite3.Connection:
+        self._check_header()
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=0.5)
+        db.execute("PRAGMA synchronous = FULL")
+        return db
+
+    def _create(self) -> None:
+        """Build an empty state under a temporary name, then rename it into place."""
+        tmp = f"{self.path}.new-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode(os.path.dirname(self.path)))
+        os.close(fd)
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(f"BEGIN; {SCHEMA} COMMIT;")
+            finally:
+                db.close()
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.rename(tmp, self.path)
+            fsync_folder(os.path.dirname(self.path))
+        except BaseException:
+            for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+            raise

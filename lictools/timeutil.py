@@ -1,0 +1,39 @@
+"""The clock and ISO 8601 time text used everywhere in output and options."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+
+from lictools.errors import UsageError
+
+
+def now() -> float:
+    """Seconds since the epoch; ``LICTOOLS_NOW`` (epoch or ISO 8601) pins it for tests and simulations."""
+    pinned = os.environ.get("LICTOOLS_NOW")
+    if pinned:
+        return parse_time(pinned, "LICTOOLS_NOW")
+    return time.time()
+
+
+def iso(ts: float | None) -> str | None:
+    """``2026-11-22T08:00:00+00:00`` for a timestamp, None for None (a lease that never ends)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_time(text: str, what: str = "time") -> float:
+    """Epoch seconds from epoch digits or ISO 8601 (a date alone means midnight UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is neither epoch seconds nor an ISO 8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
