@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from lictools.errors import DamagedStateError
 from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
-from lictools.stores.locking import ensure_folder, file_mode, fsync_folder, state_lock
+from lictools.stores.locking import ensure_folder, fsync_folder, open_private, state_lock
 from lictools.stores.memory import MemoryTransaction, empty_document
 from lictools.timeutil import now as clock_now
 
@@ -90,11 +90,7 @@ class JsonFileStore(Store):
 
     def _append_journal(self, events: list[dict[str, Any]], committed: int) -> int:
         """Cut any uncommitted tail, append ``events``, fsync; return the new committed length."""
-        fd = os.open(
-            self.journal_path,
-            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
-            file_mode(os.path.dirname(self.path)),
-        )
+        fd = open_private(self.journal_path, os.O_RDWR)
         try:
             if os.fstat(fd).st_size != committed:
                 os.ftruncate(fd, committed)
@@ -108,7 +104,9 @@ class JsonFileStore(Store):
 
     def _replace(self, doc: dict[str, Any], folder: str) -> None:
         tmp = f"{self.path}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, file_mode(folder))
+        if os.path.lexists(tmp):
+            os.unlink(tmp)  # left by a crashed writer with our PID
+        fd = open_private(tmp)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(json.dumps(doc, indent=1, sort_keys=True).encode())

@@ -42,6 +42,17 @@ def ensure_folder(folder: str) -> None:
         )
 
 
+def open_private(path: str, flags: int = os.O_WRONLY) -> int:
+    """Open ``path`` refusing symlinks; a file created here gets :func:`file_mode` (umask aside)."""
+    mode = file_mode(os.path.dirname(path) or ".")
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except FileExistsError:
+        return os.open(path, flags | os.O_NOFOLLOW)
+    os.fchmod(fd, mode)
+    return fd
+
+
 def fsync_folder(folder: str) -> None:
     """Make a rename or a new file in ``folder`` durable."""
     fd = os.open(folder, os.O_RDONLY)

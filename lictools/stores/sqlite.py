@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator
 from lictools.errors import BusyError, DamagedStateError
 from lictools.model import Pool, Session
 from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
-from lictools.stores.locking import ensure_folder, file_mode, fsync_folder, state_lock
+from lictools.stores.locking import ensure_folder, fsync_folder, open_private, state_lock
 from lictools.timeutil import now as clock_now
 
 APPLICATION_ID = 0x4C494354  # "LICT": tells a lictools state from any other SQLite file
@@ -137,24 +137,37 @@ class SqliteStore(Store):
         with state_lock(self.path, self.lock_timeout):
             if not os.path.lexists(self.path):
                 self._create()
-            db = self._open()
             try:
-                try:
-                    db.execute("BEGIN IMMEDIATE")
-                    yield SqliteTransaction(db, clock_now())
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise BusyError(f"state {self.path} is locked by another program: {exc}") from None
-                raise DamagedStateError(f"state {self.path} cannot be used: {exc}") from None
+                db = self._open()
             except sqlite3.DatabaseError as exc:
-                raise DamagedStateError(f"state {self.path} is damaged: {exc}; nothing was changed") from None
+                raise self._translate(exc) from None
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield SqliteTransaction(db, clock_now())
+                db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                self._rollback(db)
+                raise self._translate(exc) from None
+            except BaseException:
+                self._rollback(db)
+                raise
             finally:
                 db.close()
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # a damaged file: nothing was written, closing discards the rest
+
+    def _translate(self, exc: sqlite3.DatabaseError) -> Exception:
+        """An SQLite error as exit 5 (another program holds a lock) or exit 6 (damaged)."""
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            return BusyError(f"state {self.path} is locked by another program: {text}")
+        return DamagedStateError(f"state {self.path} is damaged: {text}; nothing was changed")
 
     def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
         if not os.path.exists(self.path):
@@ -166,7 +179,7 @@ class SqliteStore(Store):
                 event["seq"] = seq
                 yield event
         except sqlite3.DatabaseError as exc:
-            raise DamagedStateError(f"state {self.path} is damaged: {exc}") from None
+            raise self._translate(exc) from None
         finally:
             db.close()
 
@@ -198,8 +211,9 @@ class SqliteStore(Store):
     def _create(self) -> None:
         """Build an empty state under a temporary name, then rename it into place."""
         tmp = f"{self.path}.new-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode(os.path.dirname(self.path)))
-        os.close(fd)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)  # left by a crashed creator with our PID
+        os.close(open_private(tmp))
         try:
             db = sqlite3.connect(tmp, isolation_level=None)
             try:

@@ -1,0 +1,63 @@
+"""Shared fixtures: a state file per test, the CLI in-process and as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lictools.cli.main import run
+
+LICTOOLS = [sys.executable, "-m", "lictools"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture(params=["state.db", "state.json"], ids=["sqlite", "json"])
+def state(request, tmp_path, monkeypatch) -> Path:
+    """A fresh state path (both layouts), exported as LICTOOLS_STATE."""
+    path = tmp_path / "lt" / request.param
+    monkeypatch.setenv("LICTOOLS_STATE", str(path))
+    monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
+    monkeypatch.delenv("LICTOOLS_NOW", raising=False)
+    return path
+
+
+@pytest.fixture
+def lt(state, capsys):
+    """Run lictools in this process: ``lt("acquire", "p")`` -> Result(code, out, err)."""
+
+    def call(*args: str) -> Result:
+        capsys.readouterr()
+        code = run(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return call
+
+
+def run_process(*args: str, env: dict | None = None, timeout: float = 60) -> Result:
+    """Run lictools as a real process with the current environment (plus ``env``)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(LICTOOLS + list(args), capture_output=True, text=True, env=full_env, timeout=timeout)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def ltp(state):
+    """Run lictools as a real process against the test's state."""
+    return run_process
