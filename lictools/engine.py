@@ -8,23 +8,27 @@ The CLI and the tests call these functions; none of them prints.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Iterable
 
 from lictools import validate
 from lictools.errors import NotFoundError, UsageError
-from lictools.model import License, Pool, Request, Session
+from lictools.model import License, Pool, Record, Request, Session, fields
 from lictools.rules import check_feature, check_options, get_rule
 from lictools.stores.api import Transaction
 from lictools.timeutil import iso
 
 
 # --------------------------------------------------------------------------- results
-@dataclass
-class Outcome:
+class Outcome(Record):
     """What ``acquire`` decided: granted (new seat or shared) or denied, and why."""
 
+    __slots__ = ("granted", "pool", "feature", "seat", "session", "shared", "reason", "issued", "in_use",
+                 "retry", "denial_text", "holders")
+    FIELDS = fields(
+        "granted", "pool", "feature", "seat", "session", "shared", "reason", "issued", "in_use",
+        retry=False, denial_text=None, holders=list,
+    )
     granted: bool
     pool: str
     feature: str
@@ -34,9 +38,9 @@ class Outcome:
     reason: str
     issued: int
     in_use: int
-    retry: bool = False
-    denial_text: str | None = None
-    holders: list[str] = field(default_factory=list)
+    retry: bool
+    denial_text: str | None
+    holders: list[str]
 
     def to_doc(self) -> dict[str, Any]:
         """The ``acquire --format json`` object (SPEC.md section 3)."""
@@ -55,10 +59,11 @@ class Outcome:
         }
 
 
-@dataclass
-class LicenseResult:
+class LicenseResult(Record):
     """What ``license add`` did: ``loaded``, ``already-loaded`` or ``not-loaded`` (host lock elsewhere)."""
 
+    __slots__ = ("status", "license", "message")
+    FIELDS = fields("status", "license", "message")
     status: str
     license: License
     message: str
@@ -325,14 +330,16 @@ def admit(issued: int, reserved: dict[str, int], usage: dict[str | None, int], p
     if shared_used < shared_cap and in_use < issued:
         if total_reserved:
             return True, f"from the shared seats ({shared_used} of {shared_cap} in use; {total_reserved} reserved for projects)"
-        return True, f"a free seat ({in_use} of {issued} in use)"
+        return True, f"taken from the free seats ({in_use} of {issued} in use before it)"
     if issued == 0:
         return False, "no seats are issued for this feature (load a license with 'license add')"
     if total_reserved:
         who = f"project {project} has {usage.get(project, 0)} of its {own} reserved in use and " if own else ""
+        idle = issued - in_use
+        rest = f"; the {idle} free seat(s) are reserved for other projects" if idle > 0 else ""
         return False, (
             f"{who}all {shared_cap} shared seat(s) are in use ({in_use} of {issued} in use, "
-            f"{total_reserved} reserved for {', '.join(sorted(reserved))})"
+            f"{total_reserved} reserved for {', '.join(sorted(reserved))}){rest}"
         )
     return False, f"all {issued} seat(s) are in use"
 
@@ -402,7 +409,7 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
     else:
         ok, why = admit(issued, pool.reserved(request.feature), usage, request.project)
         if not ok:
-            reason = f"denied: needs a new seat {seat.key} ({seat.why}) but {why}"
+            reason = f"denied: needs a new seat {seat.key}, no live session holds that key ({seat.why}), but {why}"
             if not dry_run and journal_denial:
                 _event(
                     tx, "deny", pool=pool.name, feature=request.feature, seat=seat.key, session=request.session,

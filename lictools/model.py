@@ -2,36 +2,92 @@
 
 These are what stores persist and rules read. They convert to and from JSON-ready dicts so
 every store keeps the same documents and ``lictools dump`` can print them.
+
+They are :class:`Record` classes rather than dataclasses: every lictools command is a fresh
+process, and importing :mod:`dataclasses` and building the classes cost about 15 ms of a login
+hook's ``acquire`` (docs/performance.md); a Record declares its fields once and costs nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+REQUIRED = object()
+"""Marks a field without a default."""
 
-@dataclass
-class License:
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_doc()
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+class Record:
+    """A small data class: ``FIELDS`` lists ``(name, default)``; ``dict``/``list`` defaults are factories."""
+
+    __slots__ = ()
+    FIELDS: tuple[tuple[str, Any], ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(self.FIELDS):
+            raise TypeError(f"{type(self).__name__} takes at most {len(self.FIELDS)} positional values")
+        for index, (name, default) in enumerate(self.FIELDS):
+            if index < len(args):
+                value = args[index]
+            elif name in kwargs:
+                value = kwargs.pop(name)
+            elif default is REQUIRED:
+                raise TypeError(f"{type(self).__name__} needs {name!r}")
+            else:
+                value = default() if default in (dict, list) else default
+            object.__setattr__(self, name, value)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} has no field {next(iter(kwargs))!r}")
+
+    def to_doc(self) -> dict[str, Any]:
+        """A JSON-ready copy (nested dicts and lists copied, so the record and the doc never alias)."""
+        return {name: _copy(getattr(self, name)) for name, _ in self.FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_doc() == other.to_doc()  # type: ignore[union-attr]
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name, _ in self.FIELDS)
+        return f"{type(self).__name__}({values})"
+
+
+def fields(*names: str, **defaults: Any) -> tuple[tuple[str, Any], ...]:
+    return tuple((n, REQUIRED) for n in names) + tuple(defaults.items())
+
+
+class License(Record):
     """One loaded license: a serial number that adds ``count`` seats to ``feature``."""
 
+    __slots__ = ("serial", "feature", "count", "host_lock", "loaded")
+    FIELDS = fields("serial", "feature", "count", host_lock=None, loaded=0.0)
     serial: str
     feature: str
     count: int
-    host_lock: str | None = None
-    loaded: float = 0.0
+    host_lock: str | None
+    loaded: float
 
 
-@dataclass
-class Pool:
+class Pool(Record):
     """One licensed product installation."""
 
+    __slots__ = ("name", "product", "options", "licenses", "reservations", "created")
+    FIELDS = fields("name", "product", options=dict, licenses=list, reservations=dict, created=0.0)
     name: str
     product: str
-    options: dict[str, str] = field(default_factory=dict)
-    licenses: list[License] = field(default_factory=list)
+    options: dict[str, str]
+    licenses: list[License]
     # project -> feature -> reserved seats
-    reservations: dict[str, dict[str, int]] = field(default_factory=dict)
-    created: float = 0.0
+    reservations: dict[str, dict[str, int]]
+    created: float
 
     def issued(self, feature: str) -> int:
         """Seats issued for ``feature``: the sum over every loaded serial."""
@@ -46,40 +102,49 @@ class Pool:
                 out[project] = count
         return out
 
-    def to_doc(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "Pool":
-        doc = dict(doc)
+        doc = _copy(doc)
         doc["licenses"] = [License(**lic) for lic in doc.get("licenses", [])]
         return cls(**doc)
 
 
-@dataclass
-class Request:
+class Request(Record):
     """What ``acquire`` asks for; the attributes a rule may build a seat key from."""
 
+    __slots__ = ("pool", "feature", "session", "user", "host", "node", "terminal", "app", "project",
+                 "parent", "client", "monitor", "pid", "lease")
+    FIELDS = fields(
+        "pool", "feature", "session", "user", "host", "node",
+        terminal=False, app=None, project=None, parent=None, client=None, monitor=None, pid=None, lease=None,
+    )
     pool: str
     feature: str
     session: str
     user: str
     host: str
     node: str
-    terminal: bool = False
-    app: str | None = None
-    project: str | None = None
-    parent: str | None = None
-    client: str | None = None
-    monitor: str | None = None
-    pid: int | None = None
-    lease: int | None = None
+    terminal: bool
+    app: str | None
+    project: str | None
+    parent: str | None
+    client: str | None
+    monitor: str | None
+    pid: int | None
+    lease: int | None
 
 
-@dataclass
-class Session:
+class Session(Record):
     """A live session: the request plus what the engine decided about it."""
 
+    __slots__ = ("id", "pool", "feature", "seat", "user", "host", "node", "started", "refreshed", "expires",
+                 "lease", "shared", "terminal", "app", "project", "parent", "root", "client", "monitor", "pid",
+                 "seat_project", "detached")
+    FIELDS = fields(
+        "id", "pool", "feature", "seat", "user", "host", "node", "started", "refreshed", "expires", "lease",
+        shared=False, terminal=False, app=None, project=None, parent=None, root=None, client=None,
+        monitor=None, pid=None, seat_project=None, detached=False,
+    )
     id: str
     pool: str
     feature: str
@@ -91,25 +156,23 @@ class Session:
     refreshed: float
     expires: float | None
     lease: int
-    shared: bool = False
-    terminal: bool = False
-    app: str | None = None
-    project: str | None = None
-    parent: str | None = None
-    root: str | None = None
-    client: str | None = None
-    monitor: str | None = None
-    pid: int | None = None
+    shared: bool
+    terminal: bool
+    app: str | None
+    project: str | None
+    parent: str | None
+    # the root session a child shares (Genero RUN); None otherwise
+    root: str | None
+    client: str | None
+    monitor: str | None
+    pid: int | None
     # the project charged for the seat (the project of the session that opened it)
-    seat_project: str | None = None
-    detached: bool = False
-
-    def to_doc(self) -> dict[str, Any]:
-        return asdict(self)
+    seat_project: str | None
+    detached: bool
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "Session":
-        known = {f.name for f in fields(cls)}
+        known = cls.__slots__
         return cls(**{k: v for k, v in doc.items() if k in known})
 
 

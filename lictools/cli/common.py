@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 import click
@@ -12,14 +11,14 @@ from lictools.errors import NotFoundError
 from lictools.stores.api import Transaction
 
 
-@dataclass
 class Settings:
-    """The global options (``--state``, ``--format``, ``--lock-timeout``)."""
+    """The global options (``--state``, ``--format``, ``--lock-timeout``), and what the first reap ended."""
 
-    state: str | None
-    fmt: str
-    lock_timeout: float
-    reaped: list = field(default_factory=list)
+    def __init__(self, state: str | None, fmt: str, lock_timeout: float) -> None:
+        self.state = state
+        self.fmt = fmt
+        self.lock_timeout = lock_timeout
+        self.reaped: list = []
 
 
 def settings() -> Settings:

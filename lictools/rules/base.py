@@ -16,26 +16,28 @@ The engine never names a product: it asks the module for a seat key and counts d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 from lictools.errors import UsageError
+from lictools.model import Record, fields
 
 
-@dataclass(frozen=True)
-class Seat:
+class Seat(Record):
     """The seat key a rule chose for a session, and why, in words an admin understands."""
 
+    __slots__ = ("key", "why", "root")
+    FIELDS = fields("key", "why", root=None)
     key: str
     why: str
     # the root session a child shares (Genero RUN); None for everything else
-    root: str | None = None
+    root: str | None
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(Record):
     """One pool option: its default (text), how to check a value, what it means."""
 
+    __slots__ = ("default", "check", "help")
+    FIELDS = fields("default", "check", "help")
     default: str
     check: Callable[[str], str]
     help: str
