@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any, Iterable
 
 from lictools import validate
-from lictools.errors import NotFoundError, UsageError
+from lictools.errors import ForbiddenError, NotFoundError, UsageError
 from lictools.model import License, Pool, Record, Request, Session, fields
 from lictools.rules import check_feature, check_options, get_rule
 from lictools.stores.api import Transaction
@@ -106,7 +106,7 @@ def _event(tx: Transaction, kind: str, **fields: Any) -> None:
     tx.append_event(doc)
 
 
-_SESSION_EVENT_FIELDS = ("user", "host", "node", "app", "project", "client", "monitor", "parent", "root", "pid")
+_SESSION_EVENT_FIELDS = ("user", "host", "node", "app", "project", "client", "monitor", "parent", "root", "pid", "uid")
 
 
 def _session_event(tx: Transaction, kind: str, session: Session, **extra: Any) -> None:
@@ -428,7 +428,7 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
         started=tx.now, refreshed=tx.now, expires=None if lease == 0 else tx.now + lease, lease=lease,
         shared=shared, terminal=request.terminal, app=request.app, project=request.project,
         parent=request.parent, root=seat.root, client=request.client, monitor=request.monitor,
-        pid=request.pid, seat_project=seat_project,
+        pid=request.pid, seat_project=seat_project, uid=request.uid,
     )
     if not dry_run:
         tx.put_session(session)
@@ -439,25 +439,39 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
 
 
 # --------------------------------------------------------------------------- ending and extending
-def _lookup(tx: Transaction, ids: Iterable[str]) -> tuple[list[Session], list[str]]:
+def _lookup(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tuple[list[Session], list[str]]:
+    """The live sessions named by ``ids`` and the ids not found.
+
+    With ``uid`` (a non-admin caller) every session must have been acquired by that account,
+    else ForbiddenError (exit 7) before anything changes.
+    """
     found, missing = [], []
     for session_id in ids:
         session = tx.get_session(session_id) if isinstance(session_id, str) and session_id.isprintable() else None
         (found.append(session) if session else missing.append(session_id))
+    if uid is not None:
+        for session in found:
+            if session.uid is not None and session.uid != uid:
+                raise ForbiddenError(f"session {session.id} belongs to another account (user {session.user})")
     return found, missing
 
 
-def release(tx: Transaction, ids: Iterable[str], actor: str | None = None) -> tuple[list[Session], list[str]]:
-    """End sessions now; returns (released, unknown ids). The seat frees with its last session."""
-    found, missing = _lookup(tx, ids)
+def release(
+    tx: Transaction, ids: Iterable[str], actor: str | None = None, uid: int | None = None
+) -> tuple[list[Session], list[str]]:
+    """End sessions now; returns (released, unknown ids). The seat frees with its last session.
+
+    ``uid`` restricts it to that account's sessions (see :func:`_lookup`).
+    """
+    found, missing = _lookup(tx, ids, uid)
     for session in found:
         _end_session(tx, session, "release", by=actor)
     return found, missing
 
 
-def detach(tx: Transaction, ids: Iterable[str]) -> tuple[list[Session], list[str]]:
+def detach(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tuple[list[Session], list[str]]:
     """The user agent went away: keep each session until its pool's detach timeout, then free it."""
-    found, missing = _lookup(tx, ids)
+    found, missing = _lookup(tx, ids, uid)
     for session in found:
         pool = get_pool(tx, session.pool)
         linger = int(pool.options.get(rule_of(pool).DETACH_OPTION, "0"))
@@ -471,9 +485,9 @@ def detach(tx: Transaction, ids: Iterable[str]) -> tuple[list[Session], list[str
     return found, missing
 
 
-def refresh(tx: Transaction, ids: Iterable[str]) -> tuple[list[Session], list[str]]:
+def refresh(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tuple[list[Session], list[str]]:
     """Extend leases by each session's lease; unknown, expired or detached ids are returned as missing."""
-    found, missing = _lookup(tx, ids)
+    found, missing = _lookup(tx, ids, uid)
     refreshed = []
     for session in found:
         if session.detached:

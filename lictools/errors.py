@@ -13,6 +13,7 @@ EXIT_DENIED = 3
 EXIT_NOT_FOUND = 4
 EXIT_BUSY = 5
 EXIT_DAMAGED = 6
+EXIT_FORBIDDEN = 7
 
 
 class LictoolsError(Exception):
@@ -53,3 +54,9 @@ class DamagedStateError(LictoolsError):
     """The state cannot be read (garbled, truncated, newer schema); nothing was changed (exit 6)."""
 
     exit_code = EXIT_DAMAGED
+
+
+class ForbiddenError(LictoolsError):
+    """Not allowed: an admin command by a non-admin, or another user's session (exit 7)."""
+
+    exit_code = EXIT_FORBIDDEN

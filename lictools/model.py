@@ -113,10 +113,11 @@ class Request(Record):
     """What ``acquire`` asks for; the attributes a rule may build a seat key from."""
 
     __slots__ = ("pool", "feature", "session", "user", "host", "node", "terminal", "app", "project",
-                 "parent", "client", "monitor", "pid", "lease")
+                 "parent", "client", "monitor", "pid", "lease", "uid")
     FIELDS = fields(
         "pool", "feature", "session", "user", "host", "node",
         terminal=False, app=None, project=None, parent=None, client=None, monitor=None, pid=None, lease=None,
+        uid=None,
     )
     pool: str
     feature: str
@@ -132,6 +133,8 @@ class Request(Record):
     monitor: str | None
     pid: int | None
     lease: int | None
+    # the account asking (set by the CLI): only it, or an admin, may end the session
+    uid: int | None
 
 
 class Session(Record):
@@ -139,11 +142,11 @@ class Session(Record):
 
     __slots__ = ("id", "pool", "feature", "seat", "user", "host", "node", "started", "refreshed", "expires",
                  "lease", "shared", "terminal", "app", "project", "parent", "root", "client", "monitor", "pid",
-                 "seat_project", "detached")
+                 "seat_project", "detached", "uid")
     FIELDS = fields(
         "id", "pool", "feature", "seat", "user", "host", "node", "started", "refreshed", "expires", "lease",
         shared=False, terminal=False, app=None, project=None, parent=None, root=None, client=None,
-        monitor=None, pid=None, seat_project=None, detached=False,
+        monitor=None, pid=None, seat_project=None, detached=False, uid=None,
     )
     id: str
     pool: str
@@ -169,6 +172,8 @@ class Session(Record):
     # the project charged for the seat (the project of the session that opened it)
     seat_project: str | None
     detached: bool
+    # the account that acquired it (None: not recorded, anyone may end it)
+    uid: int | None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "Session":

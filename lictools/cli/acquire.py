@@ -33,6 +33,7 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
             client: str | None, monitor: str | None, pid: int | None, lease: int | None, wait: float,
             dry_run: bool) -> None:
     """Ask for a seat in POOL; prints the session id (exit 3 when denied)."""
+    import os
     import time
 
     from lictools import engine
@@ -43,7 +44,7 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
     request = Request(
         pool=pool, feature=feature, session=session or engine.new_session_id(), user=user or engine.login_user(),
         host=host or node, node=node, terminal=terminal, app=app, project=project, parent=parent,
-        client=client, monitor=monitor, pid=pid, lease=lease,
+        client=client, monitor=monitor, pid=pid, lease=lease, uid=os.geteuid(),
     )
     deadline = time.monotonic() + wait
     delay = 0.1

@@ -19,6 +19,7 @@ class Settings:
         self.fmt = fmt
         self.lock_timeout = lock_timeout
         self.reaped: list = []
+        self.store = None
 
 
 def settings() -> Settings:
@@ -32,9 +33,28 @@ def transaction() -> Iterator[Transaction]:
     from lictools.stores import open_store
 
     s = settings()
-    with open_store(s.state, s.lock_timeout).transaction() as tx:
+    s.store = open_store(s.state, s.lock_timeout)
+    with s.store.transaction() as tx:
         s.reaped = engine.reap(tx)
         yield tx
+
+
+def require_admin(tx: Transaction, action: str) -> None:
+    """Exit 7 unless the caller is root, the state's owner or in its admin group."""
+    from lictools.permissions import require_admin as check
+
+    check(settings().store.owner_uid(), tx.get_settings().get("admin_group"), action)
+
+
+def own_sessions_only(tx: Transaction) -> int | None:
+    """The caller's uid when only their own sessions may be touched; None for an admin."""
+    import os
+
+    from lictools.permissions import is_admin
+
+    if is_admin(settings().store.owner_uid(), tx.get_settings().get("admin_group")):
+        return None
+    return os.geteuid()
 
 
 def example(*lines: str) -> str:
@@ -58,12 +78,19 @@ def report_missing(missing: Iterable[str], what: str = "unknown session") -> Non
         raise NotFoundError(lines[-1])
 
 
-def end_sessions(action: Callable[..., tuple[list, list]], ids: tuple[str, ...], verb: str, **kwargs: Any) -> None:
-    """Run release/detach/refresh/remove on ``ids`` and print one row per session handled."""
+def end_sessions(
+    action: Callable[..., tuple[list, list]], ids: tuple[str, ...], verb: str, own_only: bool = True, **kwargs: Any
+) -> None:
+    """Run release/detach/refresh/remove on ``ids`` and print one row per session handled.
+
+    ``own_only``: a non-admin may only touch sessions their account acquired (exit 7 otherwise).
+    """
     from lictools.output import emit_rows
     from lictools.timeutil import iso
 
     with transaction() as tx:
+        if own_only:
+            kwargs["uid"] = own_sessions_only(tx)
         done, missing = action(tx, ids, **kwargs)
         rows = [
             {

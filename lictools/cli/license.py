@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, settings, transaction, warn
+from lictools.cli.common import example, require_admin, settings, transaction, warn
 from lictools.cli.options import COUNT
 
 
@@ -28,6 +28,7 @@ def add(pool: str, feature: str, count: int, serial: str | None, host_lock: str 
     from lictools.output import emit_object
 
     with transaction() as tx:
+        require_admin(tx, "license add")
         result = engine.add_license(tx, pool, feature, count, serial=serial, host_lock=host_lock)
         issued = engine.get_pool(tx, pool).issued(result.license.feature)
     if result.status != "loaded":
@@ -46,6 +47,7 @@ def remove(pool: str, serial: str) -> None:
     from lictools.output import emit_object
 
     with transaction() as tx:
+        require_admin(tx, "license remove")
         lic = engine.remove_license(tx, pool, serial)
         issued = engine.get_pool(tx, pool).issued(lic.feature)
     doc = {"pool": pool, "feature": lic.feature, "serial": serial, "count": lic.count, "status": "removed", "issued": issued}

@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gc": ("lictools.cli.gc", "gc", "Reap expired sessions now; --check-pids drops dead local processes."),
     "dump": ("lictools.cli.dump", "dump", "Print the whole state as readable JSON."),
     "journal": ("lictools.cli.journal", "journal", "Print journal events as JSON lines."),
+    "config": ("lictools.cli.config", "config", "State-wide settings: the admin group."),
+    "doctor": ("lictools.cli.doctor", "doctor", "Check state, journal, permissions and lock; restore a good copy."),
+    "reserve": ("lictools.cli.reserve", "reserve", "Per-project reserved seats; --from projectsStartup.xml."),
+    "explain": ("lictools.cli.explain", "explain", "Why a session holds, shares or was refused a seat."),
 }
 
 
@@ -56,7 +60,8 @@ Example:
 
 \b
 Exit codes: 0 done, 1 internal error, 2 usage error, 3 denied,
-4 not found, 5 state lock busy, 6 damaged state. See man lictools."""
+4 not found, 5 state lock busy, 6 damaged state, 7 not allowed.
+See man lictools."""
 
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})

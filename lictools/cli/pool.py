@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, settings, transaction, warn
+from lictools.cli.common import example, require_admin, settings, transaction, warn
 from lictools.cli.options import KEY_VALUE
 
 
@@ -40,6 +40,7 @@ def add(name: str, product: str, licenses: tuple, options: tuple, exist_ok: bool
     from lictools import engine
 
     with transaction() as tx:
+        require_admin(tx, "pool add")
         created = engine.add_pool(tx, name, product, _license_counts(licenses), dict(options), exist_ok=exist_ok)
     _show([created])
 
@@ -122,6 +123,7 @@ def set_(name: str, options: tuple) -> None:
     from lictools import engine
 
     with transaction() as tx:
+        require_admin(tx, "pool set")
         changed = engine.set_pool_options(tx, name, dict(options))
     _show([changed])
 
@@ -134,6 +136,7 @@ def remove(name: str, force: bool) -> None:
     from lictools import engine
 
     with transaction() as tx:
+        require_admin(tx, "pool remove")
         ended = engine.remove_pool(tx, name, force=force)
     if ended:
         warn(f"removed {len(ended)} live session(s) of pool {name}")

@@ -14,9 +14,16 @@ from lictools.cli.common import end_sessions, example
 @click.option("--pool", help="Only sessions of this pool.")
 def remove(sessions: tuple[str, ...], user: str | None, host: str | None, pool: str | None) -> None:
     """Forcibly end SESSIONS, or every session of --user or --host."""
-    from lictools import engine
     from lictools.errors import UsageError
 
     if not sessions and user is None and host is None:
         raise UsageError("remove needs session ids, --user or --host")
-    end_sessions(engine.remove, sessions, "removed", user=user, host=host, pool=pool)
+    end_sessions(_admin_remove, sessions, "removed", own_only=False, user=user, host=host, pool=pool)
+
+
+def _admin_remove(tx, ids, **criteria):  # type: ignore[no-untyped-def]
+    from lictools import engine
+    from lictools.cli.common import require_admin
+
+    require_admin(tx, "remove")
+    return engine.remove(tx, ids, **criteria)

@@ -71,6 +71,15 @@ class Transaction(ABC):
     def seats_by_project(self, pool: str, feature: str) -> dict[str | None, int]:
         """Seats in use (distinct seat keys) per charged project; None for no project."""
 
+    # -- settings (state-wide, e.g. the admin group) ------------------------------------
+    @abstractmethod
+    def get_settings(self) -> dict[str, str]:
+        """Every state-wide setting."""
+
+    @abstractmethod
+    def put_setting(self, key: str, value: str | None) -> None:
+        """Set a state-wide setting; None deletes it."""
+
     # -- journal -----------------------------------------------------------------------
     @abstractmethod
     def append_event(self, event: dict[str, Any]) -> None:
@@ -94,6 +103,18 @@ class Store(ABC):
         Raises BusyError when the lock is not obtained in time and DamagedStateError when
         the state cannot be read; on any exception nothing is changed.
         """
+
+    @abstractmethod
+    def owner_uid(self) -> int | None:
+        """The account that owns the state (an admin by right), or None when unknown."""
+
+    @abstractmethod
+    def check(self) -> list[tuple[str, str, str]]:
+        """Read-only health checks: ``(check, ok|warn|fail, detail)`` rows for ``lictools doctor``."""
+
+    @abstractmethod
+    def restore_backup(self) -> str:
+        """Replace the state by its last good copy; returns where the replaced state was kept."""
 
     @abstractmethod
     def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:

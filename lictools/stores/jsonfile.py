@@ -18,9 +18,9 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from lictools.errors import DamagedStateError
+from lictools.errors import DamagedStateError, ForbiddenError
 from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
-from lictools.stores.locking import ensure_folder, fsync_folder, open_private, state_lock
+from lictools.stores.locking import ensure_folder, fsync_folder, open_private, restore_file, state_lock
 from lictools.stores.memory import MemoryTransaction, empty_document
 from lictools.timeutil import now as clock_now
 
@@ -64,11 +64,71 @@ class JsonFileStore(Store):
                     event["seq"] = seq
                     yield event
 
+    def _keep_good_copy(self) -> None:
+        """Hard-link the state being replaced (it loaded fine) as ``<state>.bak``: no copy, no extra fsync."""
+        if not os.path.exists(self.path):
+            return
+        link = f"{self.path}.bak.tmp-{os.getpid()}"
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.link(self.path, link)
+        os.replace(link, self.path + ".bak")
+
+    def owner_uid(self) -> int | None:
+        try:
+            return os.stat(self.path).st_uid
+        except OSError:
+            return None
+
+    def check(self) -> list[tuple[str, str, str]]:
+        try:
+            doc = self._load()
+        except (DamagedStateError, ForbiddenError) as exc:
+            return [("state", "fail", exc.message), self._check_backup()]
+        rows = [("state", "ok", f"{self.path}: JSON, {len(doc['pools'])} pool(s), {len(doc['sessions'])} session(s)")]
+        committed = doc.get("journal_bytes", 0)
+        try:
+            size = os.stat(self.journal_path).st_size
+        except FileNotFoundError:
+            size = 0
+        if size < committed:
+            rows.append(("journal", "fail", f"{self.journal_path} is shorter ({size} bytes) than committed ({committed})"))
+        elif size > committed:
+            rows.append(("journal", "warn", f"{size - committed} byte(s) after the last commit: a crashed write, "
+                                            "ignored and cut by the next command"))
+        else:
+            bad = 0
+            with open(self.journal_path, "rb") if size else open(os.devnull, "rb") as f:
+                for line in f.read(committed).splitlines():
+                    try:
+                        json.loads(line)
+                    except ValueError:
+                        bad += 1
+            status = "fail" if bad else "ok"
+            rows.append(("journal", status, f"{self.journal_path}: {committed} bytes" + (f", {bad} unreadable line(s)" if bad else "")))
+        rows.append(self._check_backup())
+        return rows
+
+    def _check_backup(self) -> tuple[str, str, str]:
+        bak = self.path + ".bak"
+        if not os.path.exists(bak):
+            return ("backup", "warn", f"no good copy yet at {bak} (kept from the second write on)")
+        try:
+            JsonFileStore(bak, self.lock_timeout)._load()
+        except (DamagedStateError, ForbiddenError) as exc:
+            return ("backup", "fail", exc.message)
+        return ("backup", "ok", f"{bak}: the state before the last write")
+
+    def restore_backup(self) -> str:
+        return restore_file(self.path, self.path + ".bak", self._check_backup)
+
     def _load(self) -> dict[str, Any]:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return empty_document()
+        except PermissionError:
+            raise ForbiddenError(f"permission denied: cannot read state {self.path}") from None
         except OSError as exc:
             raise DamagedStateError(f"state {self.path} cannot be opened: {exc.strerror}") from None
         with os.fdopen(fd, "rb") as f:
@@ -113,6 +173,7 @@ class JsonFileStore(Store):
                 f.write(b"\n")
                 f.flush()
                 os.fsync(f.fileno())
+            self._keep_good_copy()
             os.rename(tmp, self.path)
         except BaseException:
             if os.path.exists(tmp):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
-from lictools.errors import BusyError, UsageError
+from lictools.errors import BusyError, ForbiddenError, UsageError
 
 POLL_INTERVAL = 0.002
 """Seconds between lock attempts: short, because 200 hooks at 8:00 should queue tightly."""
@@ -35,6 +35,11 @@ def ensure_folder(folder: str) -> None:
             raise UsageError(f"cannot create state folder {folder}: {exc.strerror}") from None
         return
     st = os.stat(folder)
+    warning = network_filesystem_warning(folder)
+    if warning:
+        import sys
+
+        sys.stderr.write(f"lictools: {warning}\n")
     if st.st_mode & 0o002 and not st.st_mode & 0o1000:
         raise UsageError(
             f"state folder {folder} is writable by every user without the sticky bit; "
@@ -60,6 +65,84 @@ def fsync_folder(folder: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def restore_file(
+    path: str,
+    backup: str,
+    check_backup: Callable[[], tuple[str, str, str]],
+    extra: tuple[str, ...] = (),
+    lock_timeout: float = 10.0,
+) -> str:
+    """Put ``backup`` in place of ``path`` under the state lock; the replaced file is kept, never deleted.
+
+    Returns the name the replaced state was moved to (``<state>.damaged-<time>``).
+    """
+    import shutil
+    import time
+
+    from lictools.errors import DamagedStateError, NotFoundError
+
+    with state_lock(path, lock_timeout):
+        _, status, detail = check_backup()
+        if status == "fail":
+            raise DamagedStateError(f"the last good copy is not usable either: {detail}")
+        if not os.path.exists(backup):
+            raise NotFoundError(f"no good copy to restore from ({backup} does not exist)")
+        kept = f"{path}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+        folder = os.path.dirname(path)
+        tmp = f"{path}.restore-{os.getpid()}"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        fd = open_private(tmp)
+        with open(backup, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if os.path.lexists(path):
+            os.rename(path, kept)
+        for suffix in extra:  # a damaged database's WAL must not be applied to the copy
+            if os.path.lexists(path + suffix):
+                os.rename(path + suffix, kept + suffix)
+        os.rename(tmp, path)
+        fsync_folder(folder)
+        return kept
+
+
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "fuse.sshfs", "glusterfs", "ceph"}
+
+
+def filesystem_type(path: str) -> str | None:
+    """The filesystem type holding ``path`` (Linux: from /proc/self/mountinfo), or None if unknown."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best, fstype = "", None
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5:
+            continue
+        mount = fields[4].replace("\\040", " ")
+        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, fstype = mount, right.split()[0] if right.split() else None
+    return fstype
+
+
+def network_filesystem_warning(folder: str) -> str | None:
+    """A warning when the state folder is on NFS/CIFS, where file locks are unreliable."""
+    if os.environ.get("LICTOOLS_NETWORK_FS_OK") == "1":
+        return None
+    fstype = filesystem_type(folder)
+    if fstype in NETWORK_FILESYSTEMS:
+        return (
+            f"warning: state folder {folder} is on {fstype}: file locks there are unreliable; "
+            "use a local disk, or the PostgreSQL store for several hosts (LICTOOLS_NETWORK_FS_OK=1 silences this)"
+        )
+    return None
 
 
 def _holder(lock_path: str) -> str:
@@ -94,6 +177,8 @@ def state_lock(state_path: str, timeout: float) -> Iterator[None]:
         lock.acquire()
     except Timeout:
         raise BusyError(f"state lock {lock_path} not obtained within {timeout:g}s{_holder(lock_path)}") from None
+    except PermissionError:
+        raise ForbiddenError(f"permission denied: cannot open state lock {lock_path}") from None
     except OSError as exc:
         raise UsageError(f"cannot open state lock {lock_path}: {exc.strerror}") from None
     try:

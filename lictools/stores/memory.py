@@ -13,7 +13,7 @@ from lictools.stores.api import SCHEMA_VERSION, Transaction
 
 
 def empty_document() -> dict[str, Any]:
-    return {"schema": SCHEMA_VERSION, "pools": {}, "sessions": {}}
+    return {"schema": SCHEMA_VERSION, "pools": {}, "sessions": {}, "settings": {}}
 
 
 class MemoryTransaction(Transaction):
@@ -83,6 +83,17 @@ class MemoryTransaction(Transaction):
         for project in seats.values():
             out[project] = out.get(project, 0) + 1
         return out
+
+    def get_settings(self) -> dict[str, str]:
+        return dict(self.doc.get("settings", {}))
+
+    def put_setting(self, key: str, value: str | None) -> None:
+        settings = self.doc.setdefault("settings", {})
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
+        self.dirty = True
 
     def append_event(self, event: dict[str, Any]) -> None:
         self.events.append(event)

@@ -19,10 +19,10 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from lictools.errors import BusyError, DamagedStateError
+from lictools.errors import BusyError, DamagedStateError, ForbiddenError
 from lictools.model import Pool, Session
 from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
-from lictools.stores.locking import ensure_folder, fsync_folder, open_private, state_lock
+from lictools.stores.locking import ensure_folder, fsync_folder, open_private, restore_file, state_lock
 from lictools.timeutil import now as clock_now
 
 APPLICATION_ID = 0x4C494354  # "LICT": tells a lictools state from any other SQLite file
@@ -42,7 +42,11 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_seat ON sessions (pool, feature, seat_project, seat);
 CREATE INDEX sessions_expires ON sessions (expires) WHERE expires IS NOT NULL;
 CREATE TABLE events (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+BACKUP_INTERVAL = 60.0
+"""Seconds between copies of the state to ``<state>.bak`` (taken after a commit; see :meth:`SqliteStore._backup`)."""
 
 # criteria answered by a column; anything else is filtered from the document
 _COLUMNS = {"id", "pool", "feature", "seat", "seat_project"}
@@ -119,6 +123,15 @@ class SqliteTransaction(Transaction):
         )
         return {project: count for project, count in rows}
 
+    def get_settings(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM settings"))
+
+    def put_setting(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.db.execute("DELETE FROM settings WHERE key = ?", (key,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+
     def append_event(self, event: dict[str, Any]) -> None:
         self.db.execute("INSERT INTO events (doc) VALUES (?)", (json.dumps(event, separators=(",", ":")),))
 
@@ -145,6 +158,10 @@ class SqliteStore(Store):
                 db.execute("BEGIN IMMEDIATE")
                 yield SqliteTransaction(db, clock_now())
                 db.execute("COMMIT")
+                try:
+                    self._backup(db)
+                except (OSError, sqlite3.Error):
+                    pass  # the grant is committed; doctor reports a stale copy
             except sqlite3.DatabaseError as exc:
                 self._rollback(db)
                 raise self._translate(exc) from None
@@ -153,6 +170,77 @@ class SqliteStore(Store):
                 raise
             finally:
                 db.close()
+
+    def owner_uid(self) -> int | None:
+        try:
+            return os.stat(self.path).st_uid
+        except OSError:
+            return None
+
+    def _backup(self, db: sqlite3.Connection) -> None:
+        """Refresh ``<state>.bak`` from the committed state when the copy is older than BACKUP_INTERVAL.
+
+        A copy on every write would double the cost of a command on a large state, so the good copy
+        is at most a minute old; ``doctor --restore`` says what the journal recorded after it.
+        """
+        bak = self.path + ".bak"
+        try:
+            if clock_now() - os.stat(bak).st_mtime < BACKUP_INTERVAL:
+                return
+        except FileNotFoundError:
+            pass
+        tmp = f"{bak}.tmp-{os.getpid()}"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.close(open_private(tmp))
+        try:
+            copy = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.backup(copy)
+                copy.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                copy.close()
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, bak)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def check(self) -> list[tuple[str, str, str]]:
+        rows = []
+        try:
+            self._check_header()
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            try:
+                result = db.execute("PRAGMA integrity_check").fetchone()[0]
+                counts = db.execute("SELECT (SELECT COUNT(*) FROM pools), (SELECT COUNT(*) FROM sessions),"
+                                    " (SELECT COUNT(*) FROM events)").fetchone()
+            finally:
+                db.close()
+        except (DamagedStateError, sqlite3.DatabaseError) as exc:
+            return [("state", "fail", getattr(exc, "message", str(exc)))]
+        if result != "ok":
+            return [("state", "fail", f"integrity check: {result}")]
+        rows.append(("state", "ok", f"{self.path}: SQLite, {counts[0]} pool(s), {counts[1]} session(s)"))
+        rows.append(("journal", "ok", f"{counts[2]} event(s) in the state's events table"))
+        rows.append(self._check_backup())
+        return rows
+
+    def _check_backup(self) -> tuple[str, str, str]:
+        bak = self.path + ".bak"
+        if not os.path.exists(bak):
+            return ("backup", "warn", f"no good copy yet at {bak} (made after the first write)")
+        try:
+            SqliteStore(bak, self.lock_timeout)._check_header()
+        except DamagedStateError as exc:
+            return ("backup", "fail", exc.message)
+        age = clock_now() - os.stat(bak).st_mtime
+        return ("backup", "ok", f"{bak}, taken {age:.0f}s ago")
+
+    def restore_backup(self) -> str:
+        return restore_file(self.path, self.path + ".bak", self._check_backup, extra=("-wal", "-shm"))
 
     @staticmethod
     def _rollback(db: sqlite3.Connection) -> None:
@@ -186,6 +274,8 @@ class SqliteStore(Store):
     def _check_header(self) -> None:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except PermissionError:
+            raise ForbiddenError(f"permission denied: cannot read state {self.path}") from None
         except OSError as exc:
             raise DamagedStateError(f"state {self.path} cannot be opened: {exc.strerror}") from None
         try:

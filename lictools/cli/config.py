@@ -1,0 +1,33 @@
+"""``lictools config``: state-wide settings (today: the admin group)."""
+
+from __future__ import annotations
+
+import click
+
+from lictools.cli.common import example, require_admin, settings, transaction
+
+SETTINGS = {"admin_group": "group (name or number) whose members may run admin commands, like FlexNet's lmadmin"}
+
+
+@click.command(epilog=example("lictools config admin_group lmadmin", "lictools config admin_group ''   # clear"))
+@click.argument("key", required=False)
+@click.argument("value", required=False)
+def config(key: str | None, value: str | None) -> None:
+    """Show settings, or set KEY to VALUE (an admin command; an empty VALUE clears it)."""
+    from lictools.errors import UsageError
+    from lictools.output import emit_rows
+
+    if key is not None and key not in SETTINGS:
+        raise UsageError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+    with transaction() as tx:
+        if key is not None and value is not None:
+            require_admin(tx, "config")
+            if value:
+                from lictools.permissions import check_group
+
+                check_group(value)
+            tx.put_setting(key, value or None)
+            tx.append_event({"event": "config", "key": key, "value": value or None})
+        current = tx.get_settings()
+    rows = [{"key": k, "value": current.get(k), "meaning": meaning} for k, meaning in SETTINGS.items() if key in (None, k)]
+    emit_rows(rows, ["key", "value", "meaning"], settings().fmt)

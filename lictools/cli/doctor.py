@@ -1,0 +1,48 @@
+"""``lictools doctor``: check state, journal, permissions and lock; restore the last good copy."""
+
+from __future__ import annotations
+
+import click
+
+from lictools.cli.common import example, settings
+
+
+@click.command(epilog=example("lictools doctor", "lictools doctor --restore --yes"))
+@click.option("--restore", is_flag=True, help="Replace the state by its last good copy (the damaged file is kept).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
+def doctor(restore: bool, yes: bool) -> None:
+    """Check the state, journal, backup, permissions, lock and filesystem; exit 6 when the state is damaged."""
+    import os
+    import sys
+
+    from lictools.doctor import run_checks
+    from lictools.errors import DamagedStateError, UsageError
+    from lictools.output import emit_rows
+    from lictools.stores import open_store
+
+    s = settings()
+    store = open_store(s.state, s.lock_timeout)
+    rows = run_checks(store)
+    emit_rows(rows, ["check", "status", "detail"], s.fmt)
+    damaged = any(r["check"] == "state" and r["status"] == "fail" for r in rows)
+    if not restore:
+        if damaged:
+            raise DamagedStateError(f"state {store.location} is damaged; 'lictools doctor --restore' puts back the last good copy")
+        return
+    from lictools.permissions import require_admin
+
+    admin_group = None
+    if not damaged:
+        with store.transaction() as tx:
+            admin_group = tx.get_settings().get("admin_group")
+    require_admin(store.owner_uid(), admin_group, "doctor --restore")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("restore needs a confirmation: run it in a terminal or add --yes")
+        click.confirm(f"Replace {store.location} by its last good copy?", abort=True, err=True)
+    kept = store.restore_backup()
+    click.echo(f"lictools: restored {store.location} from its last good copy; the replaced file is kept as {kept}", err=True)
+    if os.path.exists(kept):
+        after = run_checks(store)
+        if any(r["check"] == "state" and r["status"] == "fail" for r in after):
+            raise DamagedStateError(f"state {store.location} still fails its checks after the restore")

@@ -1,0 +1,51 @@
+"""Who may do what, like FlexNet's ``lmadmin`` group (``lmgrd -2 -p``).
+
+Admins are root, the account owning the state, and members of the state's ``admin_group``
+setting (``lictools config admin_group GROUP``). Admin commands: ``remove``, ``pool add|set|remove``,
+``license add|remove``, ``reserve``, ``config`` changes and ``doctor --restore``. Everybody else may
+acquire, and release, detach or refresh only the sessions their own account acquired.
+
+This guards the tool, not the file: whoever can write a group-shared state file can edit it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lictools.errors import ForbiddenError, UsageError
+
+
+def _group_id(group: str) -> int | None:
+    if group.isdigit():
+        return int(group)
+    import grp
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
+def check_group(group: str) -> str:
+    """A group name or number that exists on this machine."""
+    if _group_id(group) is None:
+        raise UsageError(f"admin_group: no group called {group!r} on this machine")
+    return group
+
+
+def is_admin(owner_uid: int | None, admin_group: str | None) -> bool:
+    """True for root, the state's owner, and members of ``admin_group``."""
+    uid = os.geteuid()
+    if uid == 0 or (owner_uid is not None and uid == owner_uid):
+        return True
+    if admin_group:
+        gid = _group_id(admin_group)
+        return gid is not None and (gid == os.getegid() or gid in os.getgroups())
+    return False
+
+
+def require_admin(owner_uid: int | None, admin_group: str | None, action: str) -> None:
+    """ForbiddenError (exit 7) unless the caller is an admin."""
+    if not is_admin(owner_uid, admin_group):
+        who = f"group {admin_group}" if admin_group else "the state's owner and root"
+        raise ForbiddenError(f"{action} is an admin command (allowed for {who})")
