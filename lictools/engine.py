@@ -100,7 +100,8 @@ def this_node() -> str:
     return os.uname().nodename
 
 
-def _event(tx: Transaction, kind: str, **fields: Any) -> None:
+def record_event(tx: Transaction, kind: str, **fields: Any) -> None:
+    """Append one journal event: its kind, the time, and every field that is not None."""
     doc = {"event": kind, "time": iso(tx.now), "ts": round(tx.now, 6)}
     doc.update({k: v for k, v in fields.items() if v is not None})
     tx.append_event(doc)
@@ -112,7 +113,7 @@ _SESSION_EVENT_FIELDS = ("user", "host", "node", "app", "project", "client", "mo
 def _session_event(tx: Transaction, kind: str, session: Session, **extra: Any) -> None:
     """Journal one session event with the seats in use after it."""
     attrs = {k: getattr(session, k) for k in _SESSION_EVENT_FIELDS}
-    _event(
+    record_event(
         tx,
         kind,
         pool=session.pool,
@@ -198,7 +199,7 @@ def add_pool(
         validate.count(count, f"license count for {feature}")
         pool.licenses.append(License(f"initial-{feature}", feature, count, None, tx.now))
     tx.put_pool(pool)
-    _event(tx, "pool-add", pool=name, product=product, options=checked, issued={l.feature: l.count for l in pool.licenses})
+    record_event(tx, "pool-add", pool=name, product=product, options=checked, issued={l.feature: l.count for l in pool.licenses})
     return pool
 
 
@@ -207,7 +208,7 @@ def set_pool_options(tx: Transaction, name: str, options: dict[str, str]) -> Poo
     pool = get_pool(tx, name)
     pool.options = check_options(rule_of(pool), {**pool.options, **options})
     tx.put_pool(pool)
-    _event(tx, "pool-set", pool=name, options=pool.options)
+    record_event(tx, "pool-set", pool=name, options=pool.options)
     return pool
 
 
@@ -220,7 +221,7 @@ def remove_pool(tx: Transaction, name: str, force: bool = False, actor: str | No
     for session in sessions:
         _end_session(tx, session, "remove", by=actor or login_user(), reason="pool removed")
     tx.delete_pool(name)
-    _event(tx, "pool-remove", pool=name, by=actor or login_user())
+    record_event(tx, "pool-remove", pool=name, by=actor or login_user())
     return sessions
 
 
@@ -262,7 +263,7 @@ def add_license(
         )
     pool.licenses.append(lic)
     tx.put_pool(pool)
-    _event(tx, "license-add", pool=pool_name, feature=feature, serial=serial, count=count, issued=pool.issued(feature))
+    record_event(tx, "license-add", pool=pool_name, feature=feature, serial=serial, count=count, issued=pool.issued(feature))
     return LicenseResult("loaded", lic, f"loaded serial {serial}: {count} {feature} seat(s); issued now {pool.issued(feature)}")
 
 
@@ -282,7 +283,7 @@ def remove_license(tx: Transaction, pool_name: str, serial: str) -> License:
             f"fewer than the {reserved} reserved"
         )
     tx.put_pool(pool)
-    _event(tx, "license-remove", pool=pool_name, feature=lic.feature, serial=serial, issued=pool.issued(lic.feature))
+    record_event(tx, "license-remove", pool=pool_name, feature=lic.feature, serial=serial, issued=pool.issued(lic.feature))
     return lic
 
 
@@ -310,7 +311,7 @@ def reserve(tx: Transaction, pool_name: str, project: str, feature: str, count: 
         if not per_feature:
             pool.reservations.pop(project)
     tx.put_pool(pool)
-    _event(tx, "reserve", pool=pool_name, feature=feature, project=project, count=count)
+    record_event(tx, "reserve", pool=pool_name, feature=feature, project=project, count=count)
     return pool
 
 
@@ -386,7 +387,11 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
             raise UsageError(
                 f"session {request.session} already holds pool {existing.pool} feature {existing.feature}"
             )
+        if existing.uid is not None and request.uid is not None and existing.uid != request.uid:
+            raise ForbiddenError(f"session {existing.id} belongs to another account (user {existing.user})")
         if not dry_run:
+            if request.lease is not None:
+                existing.lease = request.lease
             existing.detached = False
             existing.refreshed = tx.now
             existing.expires = None if existing.lease == 0 else tx.now + existing.lease
@@ -411,7 +416,7 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
         if not ok:
             reason = f"denied: needs a new seat {seat.key}, no live session holds that key ({seat.why}), but {why}"
             if not dry_run and journal_denial:
-                _event(
+                record_event(
                     tx, "deny", pool=pool.name, feature=request.feature, seat=seat.key, session=request.session,
                     user=request.user, host=request.host, node=request.node, project=request.project,
                     in_use=in_use, reason=why,
@@ -496,7 +501,7 @@ def refresh(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tupl
         session.refreshed = tx.now
         session.expires = None if session.lease == 0 else tx.now + session.lease
         tx.put_session(session)
-        _event(tx, "refresh", pool=session.pool, feature=session.feature, session=session.id,
+        record_event(tx, "refresh", pool=session.pool, feature=session.feature, session=session.id,
                expires=iso(session.expires))
         refreshed.append(session)
     return refreshed, missing
@@ -510,14 +515,19 @@ def remove(
     pool: str | None = None,
     actor: str | None = None,
 ) -> tuple[list[Session], list[str]]:
-    """Admin forced release (lmremove) by ids, or every session of a user or client host."""
+    """Admin forced release (lmremove) by ids, and every session of a user or client host.
+
+    With ``pool``, ids of sessions in other pools are reported as not found.
+    """
     actor = actor or login_user()
     found, missing = _lookup(tx, ids)
+    if pool is not None:
+        missing.extend(s.id for s in found if s.pool != pool)
+        found = [s for s in found if s.pool == pool]
     if user is not None or host is not None:
         criteria = {k: v for k, v in (("user", user), ("host", host), ("pool", pool)) if v is not None}
         found.extend(tx.find_sessions(**criteria))
-    elif pool is not None:
-        found = [s for s in found if s.pool == pool]
+    found = list({s.id: s for s in found}.values())
     for session in found:
         _end_session(tx, session, "remove", by=actor)
     return found, missing
@@ -564,7 +574,9 @@ def users(tx: Transaction, pool: str | None = None, feature: str | None = None) 
     """One row per seat in use: who holds it, from where, since when (the ``users`` JSON shape)."""
     criteria = {k: v for k, v in (("pool", pool), ("feature", feature)) if v is not None}
     if pool:
-        get_pool(tx, pool)
+        checked = get_pool(tx, pool)
+        if feature is not None:
+            check_feature(rule_of(checked), feature)
     seats: dict[tuple[str, str, str], list[Session]] = {}
     for session in tx.find_sessions(**criteria):
         seats.setdefault((session.pool, session.feature, session.seat), []).append(session)

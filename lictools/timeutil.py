@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 
 from lictools.errors import UsageError
 
@@ -21,7 +20,7 @@ def iso(ts: float | None) -> str | None:
     """``2026-11-22T08:00:00+00:00`` for a timestamp, None for None (a lease that never ends)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
 
 
 def parse_time(text: str, what: str = "time") -> float:
@@ -30,6 +29,8 @@ def parse_time(text: str, what: str = "time") -> float:
         return float(text)
     except ValueError:
         pass
+    from datetime import datetime, timezone
+
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:

@@ -116,7 +116,8 @@ def test_csv_columns_are_the_json_keys(lt):
     assert list(rows[0]) == ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "sessions"]
     assert rows[0]["in_use"] == "1"
     users = list(csv.DictReader(io.StringIO(lt("--format", "csv", "users").out)))
-    assert list(users[0]) == ["pool", "feature", "seat", "users", "hosts", "sessions", "since", "expires"]
+    assert list(users[0]) == list(lt("--format", "json", "users").json()[0])
+    assert list(users[0])[:8] == ["pool", "feature", "seat", "users", "hosts", "sessions", "since", "expires"]
 
 
 def test_license_add_idempotent_and_host_lock_warning(lt):
@@ -267,3 +268,33 @@ def test_version_and_help(lt):
     assert lt("--version").out.startswith("lictools, version")
     helped = lt("--help")
     assert helped.code == 0 and "acquire" in helped.out and "Exit codes" in helped.out
+
+
+def test_remove_reports_each_session_once(lt):
+    setup_pool(lt, 3)
+    sid = lt("acquire", "demo", "--feature", "seats", "--user", "mallory").out.strip()
+    r = lt("--format", "json", "remove", sid, "--user", "mallory")
+    assert r.code == 0 and [row["session"] for row in r.json()] == [sid]
+    removals = [line for line in lt("journal").out.splitlines() if '"event":"remove"' in line]
+    assert len(removals) == 1
+
+
+def test_refresh_of_a_detached_session_says_so(lt):
+    setup_pool(lt, 1, "--option", "linger=300")
+    sid = lt("acquire", "demo", "--feature", "seats").out.strip()
+    assert lt("detach", sid).code == 0
+    r = lt("refresh", sid)
+    assert r.code == 4 and "is detached" in r.err
+
+
+def test_retry_with_a_new_lease_takes_it(lt):
+    setup_pool(lt, 1)
+    lt("acquire", "demo", "--feature", "seats", "--session", "s1", "--lease", "60")
+    doc = lt("--format", "json", "acquire", "demo", "--feature", "seats", "--session", "s1", "--lease", "0").json()
+    assert doc["expires"] is None
+
+
+def test_pool_remove_json(lt):
+    setup_pool(lt)
+    r = lt("--format", "json", "pool", "remove", "demo")
+    assert r.code == 0 and r.json() == {"pool": "demo", "removed": True, "sessions_removed": []}

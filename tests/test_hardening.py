@@ -122,7 +122,7 @@ def test_doctor_reports_and_restores(lt, state):
 
     restored = lt("doctor", "--restore", "--yes")
     assert restored.code == 0 and "kept as" in restored.err
-    kept = restored.err.rsplit("kept as ", 1)[1].strip()
+    kept = restored.err.split("kept as ", 1)[1].splitlines()[0].strip()
     assert open(kept, "rb").read() == b"garbled by hand"
     info = lt("--format", "json", "info")
     assert info.code == 0 and info.json()[0]["issued"] == 2
@@ -173,3 +173,9 @@ def test_check_pids_pool_option_drops_dead_holders_on_every_command(lt):
     assert lt("acquire", "p", "--feature", "seats", "--pid", str(os.getpid())).code == 0
     events = [json.loads(line) for line in lt("journal").out.splitlines()]
     assert any(e["event"] == "expire" and "is gone" in e.get("reason", "") for e in events)
+
+
+def test_retrying_another_accounts_session_is_refused(pool, as_user):
+    pool("acquire", "p", "--feature", "seats", "--session", "mine")
+    r = as_user("acquire", "p", "--feature", "seats", "--session", "mine")
+    assert r.code == 7 and "another account" in r.err

@@ -66,12 +66,15 @@ def warn(message: str) -> None:
     click.echo(f"lictools: {message}", err=True)
 
 
-def report_missing(missing: Iterable[str], what: str = "unknown session") -> None:
-    """One stderr line per id that was not found; exit 4 when there was any."""
+def report_missing(missing: Iterable[str], detached: set[str] = frozenset()) -> None:
+    """One stderr line per id that was not found (or is detached); exit 4 when there was any."""
     lines = []
     for session_id in missing:
         shown = session_id if len(session_id) <= 64 and session_id.isprintable() else repr(session_id[:64]) + "..."
-        lines.append(f"{what} {shown}")
+        if session_id in detached:
+            lines.append(f"session {shown} is detached (its user agent went away) and ends at its timeout; acquire again")
+        else:
+            lines.append(f"unknown session {shown}")
     for line in lines[:-1]:
         warn(line)
     if lines:
@@ -92,6 +95,7 @@ def end_sessions(
         if own_only:
             kwargs["uid"] = own_sessions_only(tx)
         done, missing = action(tx, ids, **kwargs)
+        detached = {i for i in missing if isinstance(i, str) and i.isprintable() and tx.get_session(i)}
         rows = [
             {
                 "session": s.id,
@@ -113,4 +117,4 @@ def end_sessions(
             click.echo(f"{verb} {row['session']} ({row['pool']}/{row['feature']} seat {row['seat']}: {freed}{until})")
     else:
         emit_rows(rows, ["session", "pool", "feature", "seat", "user", "action", "seat_freed", "expires"], fmt)
-    report_missing(missing)
+    report_missing(missing, detached)

@@ -27,7 +27,9 @@ def config(key: str | None, value: str | None) -> None:
 
                 check_group(value)
             tx.put_setting(key, value or None)
-            tx.append_event({"event": "config", "key": key, "value": value or None})
+            from lictools.engine import login_user, record_event
+
+            record_event(tx, "config", key=key, value=value or None, by=login_user())
         current = tx.get_settings()
     rows = [{"key": k, "value": current.get(k), "meaning": meaning} for k, meaning in SETTINGS.items() if key in (None, k)]
     emit_rows(rows, ["key", "value", "meaning"], settings().fmt)

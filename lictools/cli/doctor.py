@@ -11,7 +11,7 @@ from lictools.cli.common import example, settings
 @click.option("--restore", is_flag=True, help="Replace the state by its last good copy (the damaged file is kept).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 def doctor(restore: bool, yes: bool) -> None:
-    """Check the state, journal, backup, permissions, lock and filesystem; exit 6 when the state is damaged."""
+    """Check the state, journal, backup, permissions, lock and filesystem; exit 6 when a check fails."""
     import os
     import sys
 
@@ -25,9 +25,12 @@ def doctor(restore: bool, yes: bool) -> None:
     rows = run_checks(store)
     emit_rows(rows, ["check", "status", "detail"], s.fmt)
     damaged = any(r["check"] == "state" and r["status"] == "fail" for r in rows)
+    failed = [r["check"] for r in rows if r["status"] == "fail"]
     if not restore:
         if damaged:
             raise DamagedStateError(f"state {store.location} is damaged; 'lictools doctor --restore' puts back the last good copy")
+        if failed:
+            raise DamagedStateError(f"doctor found problems: {', '.join(failed)} (see the detail column)")
         return
     from lictools.permissions import require_admin
 
@@ -42,6 +45,7 @@ def doctor(restore: bool, yes: bool) -> None:
         click.confirm(f"Replace {store.location} by its last good copy?", abort=True, err=True)
     kept = store.restore_backup()
     click.echo(f"lictools: restored {store.location} from its last good copy; the replaced file is kept as {kept}", err=True)
+    click.echo("lictools: changes made after that copy was taken are not in the restored state", err=True)
     if os.path.exists(kept):
         after = run_checks(store)
         if any(r["check"] == "state" and r["status"] == "fail" for r in after):

@@ -16,7 +16,17 @@ def dump() -> None:
 
     with transaction() as tx:
         doc = {
-            "pools": [p.to_doc() for p in tx.list_pools()],
+            "pools": [_pool_doc(p) for p in tx.list_pools()],
             "sessions": [engine.session_doc(s) for s in tx.find_sessions()],
         }
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def _pool_doc(pool):  # type: ignore[no-untyped-def]
+    from lictools.timeutil import iso
+
+    doc = pool.to_doc()
+    doc["created"] = iso(doc["created"])
+    for lic in doc["licenses"]:
+        lic["loaded"] = iso(lic["loaded"])
+    return doc

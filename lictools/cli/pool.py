@@ -140,5 +140,7 @@ def remove(name: str, force: bool) -> None:
         ended = engine.remove_pool(tx, name, force=force)
     if ended:
         warn(f"removed {len(ended)} live session(s) of pool {name}")
-    if settings().fmt == "table":
-        click.echo(f"removed pool {name}")
+    from lictools.output import emit_object
+
+    doc = {"pool": name, "removed": True, "sessions_removed": [s.id for s in ended]}
+    emit_object(doc, settings().fmt, plain=f"removed pool {name}")

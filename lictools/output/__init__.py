@@ -1,12 +1,11 @@
 """Render results as a table (tabulate, imported only here), JSON or CSV.
 
-JSON keys are the stable contract (SPEC.md section 3); CSV columns are the JSON keys, with
-lists joined by ``;``; tables join lists with ``,`` and show a missing time as ``never``.
+JSON keys are the stable contract (SPEC.md section 3); CSV columns are the JSON keys (every key
+of the rows, in order; the listed columns when there is no row), with lists joined by ``;``; tables join lists with ``,`` and show a missing time as ``never``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from typing import Any, Iterable, TextIO
@@ -34,6 +33,10 @@ def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: str, out:
         json.dump(rows, out, indent=2)
         out.write("\n")
     elif fmt == "csv":
+        import csv
+
+        if rows:
+            columns = list(rows[0])  # CSV columns are the JSON keys
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
