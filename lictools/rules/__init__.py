@@ -13,6 +13,9 @@ from lictools.rules.base import COMMON_OPTIONS, Option
 
 RULES: dict[str, str] = {
     "generic": "lictools.rules.generic",
+    "aveva-batch": "lictools.rules.aveva_batch",
+    "genero": "lictools.rules.genero",
+    "magic-xpa": "lictools.rules.magic_xpa",
 }
 
 

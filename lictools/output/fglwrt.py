@@ -1,0 +1,170 @@
+"""The ``fglWrt -a info users`` layout (research/vendors.md section 1.3), for ``lictools info users``.
+
+One block per pool and feature. Header lines have the label padded to column 13, then ``: ``::
+
+    License      : initial-runtime
+    Pool         : genero-prod
+    Product      : Four Js Genero BDL
+    Type         : runtime
+    Users        : 2/5
+
+``Users`` is seats in use / seats issued (what admin scripts grep). Sessions follow, grouped under
+their front end and indented 4/8/12 spaces. Genero direct mode (GDC, GJC; every DVM of one monitor shows the monitor's client host)::
+
+        FrontEndId2: <monitor>
+            GUI Server <client host> - Process Id <pid>
+                host-name: <node>
+                ...
+                cx-mode: direct
+
+Genero through the web server (one group per root DVM; each DVM its own ``Process Id`` line)::
+
+        GUI Server <client host>
+            Process Id <pid>
+                ...
+                cx-mode: gas
+
+Text terminals and DVMs without ``--client`` use ``Terminal <client host>``; other products use
+``Seat <seat key>`` (the device ID, machine or session). A session without ``--pid`` prints
+``Process Id -``. Detail keys: ``host-name`` (the node running the process), ``host-addr`` (the
+client host), ``user-name``, ``app-id`` (the lictools session id), ``app-name`` (``--app``),
+``cx-mode`` (Genero GUI front ends).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lictools.model import Session
+from lictools.stores.api import Transaction
+
+PRODUCTS = {
+    "genero": "Four Js Genero BDL",
+    "aveva-batch": "AVEVA Batch Management",
+    "magic-xpa": "Magic xpa",
+    "generic": "generic (lictools)",
+}
+
+TYPES = {
+    ("genero", "runtime"): "runtime",
+    ("aveva-batch", "dev"): "dev (Development Client connection)",
+    ("aveva-batch", "mom"): "mom (MOM Client connection)",
+    ("magic-xpa", "threads"): "threads (ENT)",
+    ("magic-xpa", "ria"): "ria (RIA client users)",
+    ("magic-xpa", "web"): "web (Web client users)",
+}
+
+
+def _cx_mode(product: str, client: str | None) -> str | None:
+    if product != "genero":
+        return None
+    from lictools.rules.genero import cx_mode
+
+    return cx_mode(client)
+
+
+def _session_doc(s: Session, product: str) -> dict[str, Any]:
+    return {
+        "session": s.id, "pid": s.pid, "user": s.user, "host": s.host, "node": s.node, "app": s.app,
+        "client": s.client, "cx_mode": _cx_mode(product, s.client), "root": s.root, "detached": s.detached,
+    }
+
+
+def collect(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
+    """The blocks of the listing (also the ``--format json`` shape of ``info users``)."""
+    from lictools import engine
+
+    blocks = []
+    for p in ([engine.get_pool(tx, pool)] if pool else tx.list_pools()):
+        for feature in engine.pool_features(p, tx):
+            sessions = tx.find_sessions(pool=p.name, feature=feature)
+            groups: dict[str, list[Session]] = {}
+            for s in sessions:
+                groups.setdefault(s.seat, []).append(s)
+            front_ends = []
+            for seat, members in groups.items():
+                first = members[0]
+                mode = _cx_mode(p.product, first.client)
+                if p.product == "genero" and mode == "direct":
+                    kind, ident = "monitor", first.monitor or seat
+                elif p.product == "genero" and mode == "gas":
+                    kind, ident = "gui-server", first.host
+                elif p.product == "genero":
+                    kind, ident = "terminal", first.host
+                else:
+                    kind, ident = "seat", seat
+                front_ends.append({
+                    "kind": kind, "id": ident, "seat": seat, "host": first.host,
+                    "sessions": [_session_doc(s, p.product) for s in members],
+                })
+            blocks.append({
+                "pool": p.name,
+                "product": p.product,
+                "feature": feature,
+                "licenses": [lic.serial for lic in p.licenses if lic.feature == feature],
+                "users": tx.seats_in_use(p.name, feature),
+                "max": p.issued(feature),
+                "front_ends": front_ends,
+            })
+    return blocks
+
+
+def _header(label: str, value: object) -> str:
+    return f"{label:<13}: {value}"
+
+
+def _details(s: dict[str, Any], indent: str) -> list[str]:
+    lines = [f"{indent}host-name: {s['node']}", f"{indent}host-addr: {s['host']}", f"{indent}user-name: {s['user']}",
+             f"{indent}app-id: {s['session']}"]
+    if s["app"]:
+        lines.append(f"{indent}app-name: {s['app']}")
+    if s["cx_mode"]:
+        lines.append(f"{indent}cx-mode: {s['cx_mode']}")
+    return lines
+
+
+def _pid(s: dict[str, Any]) -> str:
+    return str(s["pid"]) if s["pid"] is not None else "-"
+
+
+def render(blocks: list[dict[str, Any]]) -> str:
+    """The text of the listing, blocks separated by an empty line, ending with a newline (or empty)."""
+    out: list[str] = []
+    for block in blocks:
+        if out:
+            out.append("")
+        out.append(_header("License", ", ".join(block["licenses"]) or "(none loaded)"))
+        out.append(_header("Pool", block["pool"]))
+        out.append(_header("Product", PRODUCTS.get(block["product"], block["product"])))
+        out.append(_header("Type", TYPES.get((block["product"], block["feature"]), block["feature"])))
+        out.append(_header("Users", f"{block['users']}/{block['max']}"))
+        for fe in block["front_ends"]:
+            if fe["kind"] == "monitor":
+                out.append(f"    FrontEndId2: {fe['id']}")
+                for s in fe["sessions"]:
+                    out.append(f"        GUI Server {fe['host']} - Process Id {_pid(s)}")
+                    out.extend(_details(s, " " * 12))
+                continue
+            head = {"gui-server": "GUI Server", "terminal": "Terminal", "seat": "Seat"}[fe["kind"]]
+            out.append(f"    {head} {fe['id']}")
+            for s in fe["sessions"]:
+                out.append(f"        Process Id {_pid(s)}")
+                out.extend(_details(s, " " * 12))
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def session_rows(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per session (the ``--format csv`` of ``info users``)."""
+    rows = []
+    for block in blocks:
+        for fe in block["front_ends"]:
+            for s in fe["sessions"]:
+                rows.append({
+                    "pool": block["pool"], "feature": block["feature"], "users": f"{block['users']}/{block['max']}",
+                    "front_end": f"{fe['kind']}:{fe['id']}", "seat": fe["seat"], "session": s["session"],
+                    "pid": s["pid"], "user": s["user"], "host": s["host"], "node": s["node"], "cx_mode": s["cx_mode"],
+                })
+    return rows
+
+
+ROW_COLUMNS = ["pool", "feature", "users", "front_end", "seat", "session", "pid", "user", "host", "node", "cx_mode"]

@@ -1,0 +1,142 @@
+"""genero: Four Js Genero BDL runtime licenses, counted the way fglWrt / FLM count them.
+
+Seed 001_f4c482de6d79ae5e.txt, the sentences this module implements:
+
+- "When a user requests an application, the gasd starts a DVM to handle the request. It is the
+  DVM that consumes a license. For example, one license is used when an application is started
+  from a User Agent."
+  -> feature ``runtime`` (the only one, so ``--feature`` is optional); a session is one DVM.
+- "If within this application, a RUN or a RUN WITHOUT WAITING is executed, the same license is
+  used, even if the first User Agent opens new User Agents."
+  -> ``--parent SESSION``: the child joins the seat of its root DVM and takes the root's
+  ``--client`` and ``--monitor`` (what it gives itself is ignored).
+- "If, however, an application is started in another User Agent (without RUN or RUN WITHOUT
+  WAITING), a new license is used."
+  -> without ``--parent`` an HTTP or text-mode session is its own root and takes its own seat.
+- "If you open two tabs in a browser, and each tab connects to its own DVM, then it is just as if
+  two browsers were being used, and two (2) runtime licenses are used."
+- "GDC-HTTP and GDCAX do not have the same license counting rules as the GDC has in other
+  connection modes (rlogin, telnet or ssh). For the latter, one license is consumed per GDC
+  monitor, no matter the number of applications launched. This is also true for GJC-HTTP and GJC
+  Applet versus GJC in other connection modes."
+  -> ``--client gdc`` / ``gjc`` (direct mode): seat key ``monitor:<ID>`` from ``--monitor``, which
+  is required for these kinds (exit 2 without it: counting them per DVM would silently
+  over-count). ``gdc-http``, ``gdcax``, ``gwc``, ``gbc``, ``gjc-http``, ``gjc-applet``, ``tui``
+  and no ``--client`` at all: seat key ``dvm:<root session>``, one seat per root DVM.
+- "A license is freed when the applications closes, or to be more exact, when the DVM is shut
+  down." -> the engine frees the seat with the last DVM holding it.
+- "If, however, the user does not exit the application but instead closes the User Agent, the DVM
+  continues to run until the application times out (the number of seconds is set for the
+  USER_AGENT timeout)." -> ``detach`` keeps the session for option ``user_agent_timeout`` (300 s).
+- "To determine the number of licenses used, run "fglWrt -u" followed by "fglWrt -a info users"."
+  -> ``lictools gc --check-pids`` and ``lictools info users`` (lictools/output/fglwrt.py).
+
+Research (vendors.md 1.5): a full pool makes the DVM print ``-6017 User limit exceeded. Cannot
+run this program.`` (DENIAL_TEXT).
+
+Parents and roots: every session records its root DVM (``Session.root``; a root records itself).
+A child's root is found, in this order, from the live parent, from live sessions whose root is the
+parent (the parent was a root that has exited), or from live siblings with the same parent (the
+parent was a child that has exited). So a child still joins its root's seat while any DVM of the
+tree holds it, whatever happened to the parent. When nothing of the parent's tree is left the
+request is refused with exit 4 (``unknown parent``): the seat it would have shared is gone, and
+the caller should acquire without ``--parent`` to take a seat of its own.
+"""
+
+from __future__ import annotations
+
+from lictools.errors import NotFoundError, UsageError
+from lictools.model import Pool, Request, Session
+from lictools.rules.base import Option, Seat, seconds
+from lictools.stores.api import Transaction
+
+NAME = "genero"
+SUMMARY = "one runtime seat per root DVM (RUN children share it), or per front-end monitor for GDC/GJC direct mode"
+FEATURES: tuple[str, ...] = ("runtime",)
+DEFAULT_LEASE = 3600
+DETACH_OPTION = "user_agent_timeout"
+DENIAL_TEXT = "-6017 User limit exceeded. Cannot run this program."
+
+DIRECT_CLIENTS = ("gdc", "gjc")
+"""Front ends in direct mode (rlogin, telnet, ssh): one seat per front-end monitor."""
+HTTP_CLIENTS = ("gdc-http", "gdcax", "gwc", "gbc", "gjc-http", "gjc-applet")
+"""Front ends through the web server (GAS): one seat per root DVM."""
+TEXT_CLIENTS = ("tui",)
+"""Text terminal: one seat per root DVM."""
+CLIENTS = DIRECT_CLIENTS + HTTP_CLIENTS + TEXT_CLIENTS
+
+OPTIONS = {
+    "user_agent_timeout": Option(
+        "300", seconds,
+        "seconds a detached DVM (user agent closed without exiting) keeps its seat: the GAS USER_AGENT timeout",
+    ),
+}
+
+
+def cx_mode(client: str | None) -> str | None:
+    """``direct``, ``gas`` or None (text terminal or unknown), as fglWrt's ``cx-mode``."""
+    if client in DIRECT_CLIENTS:
+        return "direct"
+    if client in HTTP_CLIENTS:
+        return "gas"
+    return None
+
+
+def find_tree(tx: Transaction, pool: str, parent: str) -> tuple[str, Session] | None:
+    """(root id, a live session of the root's tree) for a ``--parent`` id, or None when none is left."""
+    live = tx.get_session(parent)
+    if live is not None:
+        return (live.root or live.id), live
+    # the parent was a root that exited while its children live on
+    for session in tx.find_sessions(pool=pool, root=parent):
+        return parent, session
+    # the parent was a child that exited: its other children know the root
+    for session in tx.find_sessions(pool=pool, parent=parent):
+        return (session.root or session.id), session
+    return None
+
+
+def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
+    if request.parent is not None:
+        if request.parent == request.session:
+            raise UsageError(f"session {request.session} cannot be its own --parent")
+        found = find_tree(tx, pool.name, request.parent)
+        if found is None:
+            raise NotFoundError(
+                f"unknown parent session {request.parent}: no DVM of its tree is running in pool {pool.name}; "
+                "acquire without --parent to take a seat of its own"
+            )
+        root, member = found
+        if member.pool != pool.name:
+            raise UsageError(f"parent session {request.parent} is in pool {member.pool}, not {pool.name}")
+        # a RUN child is counted like its root: same client kind, same monitor, same seat
+        request.client, request.monitor = member.client, member.monitor
+        how = "its parent" if member.id == request.parent else f"DVM {member.id} of the same tree"
+        return Seat(
+            member.seat,
+            f"started by RUN / RUN WITHOUT WAITING from {request.parent}: shares the seat of root DVM {root} "
+            f"(found through {how})",
+            root=root,
+        )
+    client = request.client
+    if client is not None and client not in CLIENTS:
+        raise UsageError(f"unknown --client {client!r} for product genero; known: {', '.join(CLIENTS)}")
+    if client in DIRECT_CLIENTS:
+        if not request.monitor:
+            raise UsageError(
+                f"--client {client} is direct mode (one seat per front-end monitor): give --monitor ID "
+                "(for example \"$FGLSERVER\" or the front-end id)"
+            )
+        return Seat(
+            f"monitor:{request.monitor}",
+            f"{client.upper()} in direct mode: one seat per front-end monitor ({request.monitor}), "
+            "however many applications it runs",
+            root=request.session,
+        )
+    if client in HTTP_CLIENTS:
+        why = f"{client.upper()} through the web server: one seat per root DVM (each browser tab with its own DVM is another seat)"
+    elif client == "tui":
+        why = "text-mode DVM: one seat per root DVM"
+    else:
+        why = "no --client given: one seat per root DVM"
+    return Seat(f"dvm:{request.session}", why, root=request.session)
