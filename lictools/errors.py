@@ -33,9 +33,17 @@ class UsageError(LictoolsError):
 
 
 class DeniedError(LictoolsError):
-    """No seat is free for this session (exit 3)."""
+    """No seat is free for this session (exit 3).
+
+    ``verbatim``: print the message as it is, without ``lictools:`` (a vendor's own denial line,
+    such as Genero's ``-6017 User limit exceeded. Cannot run this program.``).
+    """
 
     exit_code = EXIT_DENIED
+
+    def __init__(self, message: str, verbatim: bool = False) -> None:
+        super().__init__(message)
+        self.verbatim = verbatim
 
 
 class NotFoundError(LictoolsError):

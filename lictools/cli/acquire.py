@@ -77,4 +77,6 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
 
         emit_object(doc, fmt)
     if not outcome.granted:
-        raise DeniedError(outcome.denial_text or outcome.reason)
+        if outcome.denial_text:
+            raise DeniedError(outcome.denial_text, verbatim=True)
+        raise DeniedError(outcome.reason)

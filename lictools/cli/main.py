@@ -98,10 +98,10 @@ def cli(ctx: click.Context, state: str | None, fmt: str, lock_timeout: float) ->
     ctx.obj = Settings(state=state, fmt=fmt, lock_timeout=lock_timeout)
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: int, prefix: str = "lictools: ") -> int:
     if message:
         message = " ".join(message.split("\n"))
-        sys.stderr.write(f"lictools: {message}\n")
+        sys.stderr.write(f"{prefix}{message}\n")
     return code
 
 
@@ -124,7 +124,7 @@ def run(argv: list[str] | None = None) -> int:
     except click.Abort:
         return _fail("interrupted", 130)
     except LictoolsError as exc:
-        return _fail(exc.message, exc.exit_code)
+        return _fail(exc.message, exc.exit_code, "" if getattr(exc, "verbatim", False) else "lictools: ")
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
