@@ -392,10 +392,14 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
         if not dry_run:
             if request.lease is not None:
                 existing.lease = request.lease
+            reattached = existing.detached
             existing.detached = False
             existing.refreshed = tx.now
             existing.expires = None if existing.lease == 0 else tx.now + existing.lease
             tx.put_session(existing)
+            record_event(tx, "refresh", pool=existing.pool, feature=existing.feature, session=existing.id,
+                         expires=iso(existing.expires), lease=existing.lease, retry=True,
+                         reattached=True if reattached else None)
         return Outcome(
             True, pool.name, existing.feature, existing.seat, existing, existing.shared,
             "this session already holds its seat (retry): same grant, lease renewed",

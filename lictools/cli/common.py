@@ -95,7 +95,9 @@ def end_sessions(
         if own_only:
             kwargs["uid"] = own_sessions_only(tx)
         done, missing = action(tx, ids, **kwargs)
-        detached = {i for i in missing if isinstance(i, str) and i.isprintable() and tx.get_session(i)}
+        detached = {
+            i for i in missing if isinstance(i, str) and i.isprintable() and getattr(tx.get_session(i), "detached", False)
+        }
         rows = [
             {
                 "session": s.id,

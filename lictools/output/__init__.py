@@ -19,7 +19,7 @@ def _cell(value: Any, joiner: str, none: str) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        return joiner.join(str(v) for v in value)
+        return joiner.join(json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v) for v in value)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
     return str(value)
