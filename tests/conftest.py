@@ -61,3 +61,19 @@ def run_process(*args: str, env: dict | None = None, timeout: float = 60) -> Res
 def ltp(state):
     """Run lictools as a real process against the test's state."""
     return run_process
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Run lictools in-process against one SQLite state: ``cli("info")`` -> (code, out, err)."""
+    monkeypatch.setenv("LICTOOLS_STATE", str(tmp_path / "state.db"))
+    monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
+    monkeypatch.delenv("LICTOOLS_NOW", raising=False)
+
+    def call(*args: str):
+        capsys.readouterr()
+        code = run(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call

@@ -11,7 +11,6 @@ import stat
 import pytest
 from filelock import FileLock
 
-from tests.conftest import run_process
 
 
 def setup_pool(lt, seats=2, *extra):

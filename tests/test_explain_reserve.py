@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from lictools import engine
-from lictools.cli.main import run
 from lictools.cli.reserve import MAX_XML_BYTES, parse_projects_startup
 from lictools.errors import UsageError
 from lictools.explain import explain_ended, explain_session
@@ -50,19 +49,6 @@ EXTERNAL_ENTITY = """<?xml version="1.0"?>
 
 
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LICTOOLS_STATE", str(tmp_path / "state.db"))
-    monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
-    monkeypatch.delenv("LICTOOLS_NOW", raising=False)
-
-    def call(*args: str):
-        capsys.readouterr()
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from lictools import engine
-from lictools.cli.main import run
 from lictools.errors import UsageError
 from lictools.model import Request
 from lictools.rules import get_rule
@@ -274,19 +273,6 @@ def test_shared_seat_is_granted_even_when_the_pool_is_full():
 
 
 # --------------------------------------------------------------------------- through the CLI
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LICTOOLS_STATE", str(tmp_path / "state.db"))
-    monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
-    monkeypatch.delenv("LICTOOLS_NOW", raising=False)
-
-    def call(*args: str):
-        capsys.readouterr()
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def test_cli_terminal_sessions_and_users_listing(cli):

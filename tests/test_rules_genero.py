@@ -8,7 +8,6 @@ import re
 import pytest
 
 from lictools import engine
-from lictools.cli.main import run
 from lictools.errors import NotFoundError, UsageError
 from lictools.model import Request
 from lictools.rules import get_rule
@@ -315,19 +314,6 @@ def test_explain_reason_for_a_child_names_its_root():
 
 
 # --------------------------------------------------------------------------- through the CLI
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LICTOOLS_STATE", str(tmp_path / "state.db"))
-    monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
-    monkeypatch.delenv("LICTOOLS_NOW", raising=False)
-
-    def call(*args: str):
-        capsys.readouterr()
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def test_cli_denial_prints_the_runtime_message(cli):

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from lictools import engine
-from lictools.cli.main import run
 from lictools.errors import UsageError
 from lictools.model import Request
 from lictools.rules import get_rule
@@ -215,19 +214,6 @@ def test_info_shows_reserved_and_free():
 
 
 # --------------------------------------------------------------------------- through the CLI
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LICTOOLS_STATE", str(tmp_path / "state.db"))
-    monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
-    monkeypatch.delenv("LICTOOLS_NOW", raising=False)
-
-    def call(*args: str):
-        capsys.readouterr()
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def test_cli_license_add_is_idempotent_per_serial(cli):
