@@ -34,9 +34,12 @@ def transaction() -> Iterator[Transaction]:
 
     s = settings()
     s.store = open_store(s.state, s.lock_timeout)
-    with s.store.transaction() as tx:
-        s.reaped = engine.reap(tx)
-        yield tx
+    try:
+        with s.store.transaction() as tx:
+            s.reaped = engine.reap(tx)
+            yield tx
+    finally:
+        s.store.close()
 
 
 def require_admin(tx: Transaction, action: str) -> None:

@@ -116,6 +116,9 @@ class Store(ABC):
     def restore_backup(self) -> str:
         """Replace the state by its last good copy; returns where the replaced state was kept."""
 
+    def close(self) -> None:
+        """Release what the store keeps open between transactions (nothing by default)."""
+
     @abstractmethod
     def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
         """Journal events after ``since_seq``, oldest first (no lock needed: append-only)."""

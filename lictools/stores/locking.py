@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 from lictools.errors import BusyError, ForbiddenError, UsageError
 
-POLL_INTERVAL = 0.002
-"""Seconds between lock attempts: short, because 200 hooks at 8:00 should queue tightly."""
+FIRST_RETRY = 0.001
+"""Seconds before the second lock attempt; the wait then doubles, with jitter, up to MAX_RETRY."""
+MAX_RETRY = 0.1
+"""Longest wait between two attempts: short enough that a free lock is taken quickly, long
+enough that 150 hooks waiting at 8:00 do not burn the CPU the holder needs (docs/performance.md)."""
 
 
 def file_mode(folder: str) -> int:
@@ -112,8 +118,17 @@ def restore_file(
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "fuse.sshfs", "glusterfs", "ceph"}
 
 
+_FSTYPES: dict[str, str | None] = {}
+
+
 def filesystem_type(path: str) -> str | None:
-    """The filesystem type holding ``path`` (Linux: from /proc/self/mountinfo), or None if unknown."""
+    """The filesystem type holding ``path`` (Linux: /proc/self/mountinfo), or None; cached per process."""
+    if path not in _FSTYPES:
+        _FSTYPES[path] = _read_filesystem_type(path)
+    return _FSTYPES[path]
+
+
+def _read_filesystem_type(path: str) -> str | None:
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
@@ -155,8 +170,34 @@ def _holder(lock_path: str) -> str:
 
 
 def _record_holder(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    # fixed width, so no truncation is needed to overwrite a previous holder's PID
+    os.pwrite(fd, f"{os.getpid():>10}\n".encode(), 0)
+
+
+def _acquire_with_backoff(lock: "BaseFileLock", timeout: float) -> None:
+    """Try the lock, then retry with a doubling, jittered wait until ``timeout`` (filelock.Timeout)."""
+    import time
+
+    from filelock import Timeout
+
+    deadline = time.monotonic() + timeout
+    wait = FIRST_RETRY
+    jitter = (os.getpid() % 97) / 97  # spreads the retries of processes started together
+    while True:
+        try:
+            lock.acquire(timeout=0)
+            return
+        except Timeout:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            time.sleep(min(wait * (0.5 + jitter), left))
+            wait = min(wait * 2, MAX_RETRY)
+            jitter = (jitter * 31 + 0.37) % 1
+
+
+_LOCKS: dict[str, "BaseFileLock"] = {}
+"""One FileLock object per lock path in this process (cheaper for callers running many transactions)."""
 
 
 @contextmanager
@@ -166,15 +207,11 @@ def state_lock(state_path: str, timeout: float) -> Iterator[None]:
 
     lock_path = state_path + ".lock"
     folder = os.path.dirname(os.path.abspath(state_path))
-    lock = FileLock(
-        lock_path,
-        timeout=timeout,
-        mode=file_mode(folder),
-        poll_interval=POLL_INTERVAL,
-        on_acquired=_record_holder,
-    )
+    lock = _LOCKS.get(lock_path)
+    if lock is None:
+        lock = _LOCKS[lock_path] = FileLock(lock_path, mode=file_mode(folder), on_acquired=_record_holder)
     try:
-        lock.acquire()
+        _acquire_with_backoff(lock, timeout)
     except Timeout:
         raise BusyError(f"state lock {lock_path} not obtained within {timeout:g}s{_holder(lock_path)}") from None
     except PermissionError:

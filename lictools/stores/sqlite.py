@@ -144,6 +144,8 @@ class SqliteStore(Store):
         self.path = os.path.abspath(path)
         self.location = self.path
         self.lock_timeout = lock_timeout
+        self._db: sqlite3.Connection | None = None
+        self._inode = 0
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -152,7 +154,7 @@ class SqliteStore(Store):
             if not os.path.lexists(self.path):
                 self._create()
             try:
-                db = self._open()
+                db = self._connection()
             except sqlite3.DatabaseError as exc:
                 raise self._translate(exc) from None
             try:
@@ -165,12 +167,31 @@ class SqliteStore(Store):
                     pass  # the grant is committed; doctor reports a stale copy
             except sqlite3.DatabaseError as exc:
                 self._rollback(db)
+                self.close()
                 raise self._translate(exc) from None
             except BaseException:
                 self._rollback(db)
                 raise
-            finally:
-                db.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection, kept across this process's transactions while the file stays the same.
+
+        A CLI command runs one transaction; a long-lived caller (a service, the benchmark) saves
+        reopening and the checkpoint SQLite runs when the last connection closes.
+        """
+        inode = os.stat(self.path).st_ino
+        if self._db is not None and self._inode != inode:
+            self.close()  # the state file was replaced (doctor --restore)
+        if self._db is None:
+            self._db = self._open()
+            self._inode = inode
+        return self._db
+
+    def close(self) -> None:
+        """Close the kept connection (also done when the process exits)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def owner_uid(self) -> int | None:
         try:
@@ -287,7 +308,9 @@ class SqliteStore(Store):
             raise DamagedStateError(f"state {self.path} is not a lictools state file (damaged?); nothing was changed")
         if int.from_bytes(header[68:72], "big") != APPLICATION_ID:
             raise DamagedStateError(f"state {self.path} is a SQLite file of another program; nothing was changed")
-        version = int.from_bytes(header[60:64], "big")
+        self._check_version(int.from_bytes(header[60:64], "big"))
+
+    def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise DamagedStateError(
                 f"state {self.path} has schema {version}, newer than this lictools ({SCHEMA_VERSION}); upgrade lictools"
@@ -296,7 +319,13 @@ class SqliteStore(Store):
     def _open(self) -> sqlite3.Connection:
         self._check_header()
         db = sqlite3.connect(self.path, isolation_level=None, timeout=0.5)
-        db.execute("PRAGMA synchronous = FULL")
+        try:
+            # the file header can lag behind the WAL: ask SQLite for the schema version too
+            self._check_version(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def _create(self) -> None:
