@@ -46,10 +46,12 @@ whose fate the caller cannot know, and the harness accounts for it from the jour
 
 What the journal does not carry (so replay cannot rebuild it)
 --------------------------------------------------------------
-- A retried ``acquire`` with the ``--session`` of a live session renews its lease and clears
-  ``detached`` (engine.acquire, the ``existing is not None`` branch) without journaling anything:
-  after such a retry the replayed ``refreshed``/``expires``/``detached`` of that session are stale,
-  and :func:`compare` reports the difference.
+- A retried ``acquire`` with the ``--session`` of a live session renews its lease, takes a new
+  ``--lease`` when one is given and clears ``detached`` (engine.acquire, the ``existing is not
+  None`` branch) without journaling anything: after such a retry the replayed ``lease``,
+  ``refreshed``, ``expires`` and ``detached`` of that session are stale, a later ``refresh`` event
+  disagrees with the replayed lease, and :func:`compare` reports both. (A ``refresh``-like event,
+  for example ``retry`` with ``lease`` and ``expires``, would close the gap.)
 - ``license-add`` does not journal ``host_lock`` (the host a loaded serial is locked to);
   replay leaves it None and :func:`compare` does not compare it.
 - Times are journaled as ``ts`` rounded to the microsecond (``expires`` only as ISO text to the

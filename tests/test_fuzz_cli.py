@@ -239,8 +239,8 @@ KNOWN_BUGS = {
         lambda argv, env, code, err: code == "timeout" and any(a.lower() == "nan" for a in argv),
     ),
     "surrogate-name-sqlite": (
-        "a pool name with an undecodable byte (lictools pool show $'\\xff') reaches SQLite unvalidated: "
-        "UnicodeEncodeError, exit 1 (engine.get_pool and the commands taking POOL do not validate the name)",
+        "an undecodable byte (surrogate escape) in a pool name (lictools pool show $'\\xff', info, users, "
+        "pool remove) or in the --state path reaches sqlite3 unvalidated: UnicodeEncodeError, exit 1",
         lambda argv, env, code, err: code == 1 and "surrogates not allowed" in err,
     ),
     "group-help-on-stderr": (
