@@ -485,20 +485,42 @@ def bench4(tmp: str, quick: bool) -> None:
         finally:
             os.close(dfd)
 
-    def pair(path: str) -> Callable[[], None]:
+    def pair(path: str, reuse: bool) -> Callable[[], None]:
+        """One durable acquire and one durable release, each its own transaction (reap first, like the CLI).
+
+        ``reuse``: one store object for the whole run (a long-lived process keeps its lock object
+        and SQLite connection); otherwise a new store per transaction, as each CLI process has.
+        """
+        kept = open_store(path, 120.0)
+
+        def store():  # type: ignore[no-untyped-def]
+            return kept if reuse else open_store(path, 120.0)
+
         def once() -> None:
             counter[0] += 1
             sid = f"b4-{counter[0]:08d}"
-            with open_store(path, 120.0).transaction() as tx:  # what `lictools acquire` does
+            s = store()
+            with s.transaction() as tx:
                 engine.reap(tx)
                 out = engine.acquire(tx, request(sid))
                 assert out.granted
-            with open_store(path, 120.0).transaction() as tx:  # what `lictools release` does
+            if not reuse:
+                s.close()
+            s = store()
+            with s.transaction() as tx:
                 engine.reap(tx)
                 engine.release(tx, [sid])
+            if not reuse:
+                s.close()
         return once
 
-    variants = {"bare loop": bare_once, "sqlite": pair(states["sqlite"]), "json": pair(states["json"])}
+    variants = {
+        "bare loop": bare_once,
+        "sqlite": pair(states["sqlite"], True),
+        "json": pair(states["json"], True),
+        "sqlite-new": pair(states["sqlite"], False),
+        "json-new": pair(states["json"], False),
+    }
     rates: dict[str, list[float]] = {k: [] for k in variants}
     for fn in variants.values():  # warm-up
         for _ in range(3):
@@ -517,11 +539,13 @@ def bench4(tmp: str, quick: bool) -> None:
     bare = median(rates["bare loop"])
     rows, table = [], [["bare write+fsync+rename+fsync(folder)", f"{bare:.0f}", f"{1000 / bare:.2f}", "1.00x",
                         "(baseline)"]]
-    for name in ("sqlite", "json"):
+    for name in ("sqlite", "json", "sqlite-new", "json-new"):
         m = median(rates[name])
         ratio = m / bare
         met = ratio >= 0.5
-        label = f"acquire+release pair ({'state.db' if name == 'sqlite' else 'state.json'})"
+        layout = "state.db" if name.startswith("sqlite") else "state.json"
+        how = "a new store per transaction, as CLI processes" if name.endswith("-new") else "one store"
+        label = f"acquire+release pair ({layout}, {how})"
         rows.append({"name": label, "per_s": m, "ms_per_pair": 1000 / m, "ratio_to_bare": ratio,
                      "goal": ">= 0.5x bare loop", "met": met})
         table.append([label, f"{m:.0f}", f"{1000 / m:.2f}", f"{ratio:.2f}x", verdict(met)])

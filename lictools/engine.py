@@ -110,8 +110,8 @@ def record_event(tx: Transaction, kind: str, **fields: Any) -> None:
 _SESSION_EVENT_FIELDS = ("user", "host", "node", "app", "project", "client", "monitor", "parent", "root", "pid", "uid")
 
 
-def _session_event(tx: Transaction, kind: str, session: Session, **extra: Any) -> None:
-    """Journal one session event with the seats in use after it."""
+def _session_event(tx: Transaction, kind: str, session: Session, in_use: int | None = None, **extra: Any) -> None:
+    """Journal one session event with the seats in use after it (counted unless the caller knows)."""
     attrs = {k: getattr(session, k) for k in _SESSION_EVENT_FIELDS}
     record_event(
         tx,
@@ -120,7 +120,7 @@ def _session_event(tx: Transaction, kind: str, session: Session, **extra: Any) -
         feature=session.feature,
         seat=session.seat,
         session=session.id,
-        in_use=tx.seats_in_use(session.pool, session.feature),
+        in_use=tx.seats_in_use(session.pool, session.feature) if in_use is None else in_use,
         **attrs,
         **extra,
     )
@@ -441,7 +441,8 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
     )
     if not dry_run:
         tx.put_session(session)
-        _session_event(tx, "share" if shared else "grant", session, expires=iso(session.expires),
+        _session_event(tx, "share" if shared else "grant", session, in_use + (0 if shared else 1),
+                       expires=iso(session.expires),
                        terminal=session.terminal or None, seat_project=seat_project, lease=lease)
     return Outcome(True, pool.name, request.feature, seat.key, session, shared, reason, issued,
                    in_use + (0 if shared else 1), holders=[h.id for h in holders])
