@@ -72,6 +72,7 @@ class LicenseResult(Record):
 # --------------------------------------------------------------------------- helpers
 def get_pool(tx: Transaction, name: str) -> Pool:
     """The pool called ``name``; NotFoundError (exit 4) if there is none."""
+    validate.name(name, "pool name")
     pool = tx.get_pool(name)
     if pool is None:
         raise NotFoundError(f"unknown pool {name!r}")
@@ -323,6 +324,12 @@ def admit(issued: int, reserved: dict[str, int], usage: dict[str | None, int], p
     """
     in_use = sum(usage.values())
     own = reserved.get(project, 0) if project else 0
+    if in_use >= issued:
+        # never beyond the issued count, even from a reservation made while the pool was full
+        if issued == 0:
+            return False, "no seats are issued for this feature (load a license with 'license add')"
+        held = f" (its {own} reserved seat(s) were taken by others before the reservation was made)" if own else ""
+        return False, f"all {issued} seat(s) are in use{held}"
     if own and usage.get(project, 0) < own:
         return True, f"from the {own} seat(s) reserved for project {project} ({usage.get(project, 0)} of them in use)"
     total_reserved = sum(reserved.values())
@@ -527,6 +534,7 @@ def remove(
     actor = actor or login_user()
     found, missing = _lookup(tx, ids)
     if pool is not None:
+        validate.name(pool, "--pool")
         missing.extend(s.id for s in found if s.pool != pool)
         found = [s for s in found if s.pool == pool]
     if user is not None or host is not None:

@@ -16,8 +16,8 @@ from lictools.errors import ForbiddenError, UsageError
 
 
 def _group_id(group: str) -> int | None:
-    if group.isdigit():
-        return int(group)
+    if group.isascii() and group.isdigit():
+        return int(group) if len(group) <= 10 else None
     import grp
 
     try:

@@ -46,12 +46,8 @@ whose fate the caller cannot know, and the harness accounts for it from the jour
 
 What the journal does not carry (so replay cannot rebuild it)
 --------------------------------------------------------------
-- A retried ``acquire`` with the ``--session`` of a live session renews its lease, takes a new
-  ``--lease`` when one is given and clears ``detached`` (engine.acquire, the ``existing is not
-  None`` branch) without journaling anything: after such a retry the replayed ``lease``,
-  ``refreshed``, ``expires`` and ``detached`` of that session are stale, a later ``refresh`` event
-  disagrees with the replayed lease, and :func:`compare` reports both. (A ``refresh``-like event,
-  for example ``retry`` with ``lease`` and ``expires``, would close the gap.)
+- (A retried ``acquire`` is journaled as a ``refresh`` event with ``retry: true``, its ``lease``
+  and, when it re-attached a detached session, ``reattached: true``; replay applies all three.)
 - ``license-add`` does not journal ``host_lock`` (the host a loaded serial is locked to);
   replay leaves it None and :func:`compare` does not compare it.
 - Times are journaled as ``ts`` rounded to the microsecond (``expires`` only as ISO text to the
@@ -68,6 +64,8 @@ import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
+
+from lictools.errors import DamagedStateError
 
 from lictools.timeutil import iso
 
@@ -341,7 +339,11 @@ def _refresh(st: ReplayedState, ev: dict[str, Any], where: str) -> None:
     session = _live(st, ev, where)
     if session is None:
         return
-    if session["detached"]:
+    if ev.get("retry"):
+        # a retried acquire: it may carry a new lease, and it re-attaches a detached session
+        session["lease"] = ev.get("lease", session["lease"])
+        session["detached"] = False
+    elif session["detached"]:
         st.problems.append(f"{where}: refreshes a detached session")
     session["refreshed"] = ev["ts"]
     session["expires"] = None if session["lease"] == 0 else ev["ts"] + session["lease"]
@@ -491,8 +493,8 @@ def compare(store: Any) -> list[str]:
         try:
             for event in store.read_journal():
                 events.append(event)
-        except ValueError as exc:  # a damaged journal line (JSON layout)
-            diffs.append(f"journal: unreadable after event {len(events)}: {exc}")
+        except (ValueError, DamagedStateError) as exc:  # a damaged journal line (JSON layout)
+            diffs.append(f"journal: unreadable after event {len(events)}: {getattr(exc, 'message', exc)}")
         diffs += compare_transaction(events, tx)
     return diffs
 

@@ -26,9 +26,13 @@ def iso(ts: float | None) -> str | None:
 def parse_time(text: str, what: str = "time") -> float:
     """Epoch seconds from epoch digits or ISO 8601 (a date alone means midnight UTC)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         pass
+    else:
+        if not 0 <= value < 253402300800:  # NaN fails too; up to year 9999
+            raise UsageError(f"{what}: {text!r} is not a time between 1970 and 9999")
+        return value
     from datetime import datetime, timezone
 
     try:

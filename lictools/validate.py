@@ -32,3 +32,11 @@ def count(value: int, what: str, maximum: int = 10**9) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > maximum:
         raise UsageError(f"{what} must be a whole number from 0 to {maximum}")
     return value
+
+
+def whole_number(text: str, what: str, maximum: int = 10**9) -> int:
+    """``text`` as a whole number from 0 to ``maximum`` (ASCII digits only; any length refused cleanly)."""
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 18 or int(text) > maximum:
+        shown = text if isinstance(text, str) and len(text) <= 40 else f"{str(text)[:40]}..."
+        raise UsageError(f"{what} {shown!r} is not a whole number from 0 to {maximum}")
+    return int(text)

@@ -1,9 +1,8 @@
 """lictools.replay: the journal alone rebuilds the state, and compare() finds every difference.
 
-Also the two engine gaps replay found (strict xfail: they pass, and fail the suite as a reminder,
-once the engine is fixed):
-- a retried acquire changes a session without a journal event;
-- a reservation the current usage does not fit lets the project's grants exceed the issued seats.
+Also the two engine gaps replay found, now fixed and kept as tests:
+- a retried acquire changed a session without a journal event;
+- a reservation the current usage did not fit let the project's grants exceed the issued seats.
 """
 
 from __future__ import annotations
@@ -199,7 +198,6 @@ def test_reservations_are_respected_by_the_replay_check():
 
 
 # --------------------------------------------------------------------------- engine gaps found
-@pytest.mark.xfail(strict=True, reason="engine.acquire: a retry renews lease/detached without a journal event")
 def test_retried_acquire_is_journaled(store, tx, clock):
     with tx() as t:
         engine.add_pool(t, "p", "generic", {"f": 1}, {"linger": "300", "lease": "60"})
@@ -212,7 +210,6 @@ def test_retried_acquire_is_journaled(store, tx, clock):
     assert replay.compare(store) == []
 
 
-@pytest.mark.xfail(strict=True, reason="engine.reserve accepts a reservation usage does not fit; admit then oversells")
 def test_reservation_after_full_pool_does_not_oversell(store, tx):
     with tx() as t:
         engine.add_pool(t, "p", "generic", {"f": 2}, {})
@@ -224,7 +221,6 @@ def test_reservation_after_full_pool_does_not_oversell(store, tx):
     assert in_use <= issued, f"{in_use} seats in use of {issued} issued: {outcome.reason}"
 
 
-@pytest.mark.xfail(strict=True, reason="jsonfile.read_journal raises JSONDecodeError on a damaged committed line (exit 1)")
 def test_damaged_json_journal_is_exit_6_not_an_internal_error(tmp_path, clock, capsys):
     from lictools.cli.main import run
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lictools.cli.common import example, settings, transaction
+from lictools.cli.options import SECONDS
 
 
 @click.command(epilog=example(
@@ -26,7 +27,7 @@ from lictools.cli.common import example, settings, transaction
 @click.option("--monitor", help="Front-end monitor id (Genero direct mode: one seat per monitor).")
 @click.option("--pid", type=click.IntRange(1, 2**31 - 1), help="Process id of the client on --node (for gc --check-pids).")
 @click.option("--lease", type=click.IntRange(0, 315_360_000), help="Seconds before the session expires without a refresh (0: never).")
-@click.option("--wait", type=click.FloatRange(0, 86400), default=0, metavar="SECONDS", help="Keep trying this long when denied.")
+@click.option("--wait", type=SECONDS, default=0, metavar="SECONDS", help="Keep trying this long when denied.")
 @click.option("--dry-run", is_flag=True, help="Say whether it would be granted, shared or denied, and why; change nothing.")
 def acquire(pool: str, feature: str | None, session: str | None, user: str | None, host: str | None,
             node: str | None, terminal: bool, app: str | None, project: str | None, parent: str | None,

@@ -8,7 +8,7 @@ from lictools.cli.common import example, settings
 
 
 @click.command(epilog=example("lictools journal --since-seq 1200 | jq -c 'select(.event==\"deny\")'"))
-@click.option("--since-seq", type=click.IntRange(0), default=0, help="Only events after this sequence number.")
+@click.option("--since-seq", type=click.IntRange(0, 2**62), default=0, help="Only events after this sequence number.")
 def journal(since_seq: int) -> None:
     """Print journal events (grant, share, deny, release, detach, expire, remove ...) as JSON lines."""
     import json

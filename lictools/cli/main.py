@@ -13,6 +13,7 @@ import sys
 import click
 
 from lictools import __version__
+from lictools.cli.options import SECONDS
 from lictools.errors import EXIT_INTERNAL, EXIT_USAGE, LictoolsError
 
 # name -> (module, attribute, short help shown by ``lictools --help``)
@@ -83,7 +84,7 @@ See man lictools."""
 @click.option(
     "--lock-timeout",
     envvar="LICTOOLS_LOCK_TIMEOUT",
-    type=click.FloatRange(0, 86400),
+    type=SECONDS,
     default=10.0,
     show_default=True,
     metavar="SECONDS",
@@ -113,8 +114,8 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
-        return EXIT_USAGE
+        path = exc.ctx.command_path if exc.ctx else "lictools"
+        return _fail(f"missing command (see '{path} --help')", EXIT_USAGE)
     except click.ClickException as exc:
         hint = ""
         ctx = getattr(exc, "ctx", None)
@@ -127,6 +128,8 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(exc.message, exc.exit_code, "" if getattr(exc, "verbatim", False) else "lictools: ")
     except BrokenPipeError:
         return 0
+    except UnicodeError:
+        return _fail("an argument or value is not valid text (undecodable bytes)", EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:  # a bug: one line, the traceback only on request

@@ -21,3 +21,21 @@ class KeyValue(click.ParamType):
 
 KEY_VALUE = KeyValue()
 COUNT = click.IntRange(0, 10**9)
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds from 0 to a day; NaN (which FloatRange lets through) is refused."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(0, 86400)
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        result = super().convert(value, param, ctx)
+        if result != result:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return result
+
+
+SECONDS = Seconds()

@@ -14,14 +14,9 @@ def pool() -> None:
 
 
 def _license_counts(values: tuple[tuple[str, str], ...]) -> dict[str, int]:
-    from lictools.errors import UsageError
+    from lictools.validate import whole_number
 
-    counts = {}
-    for feature, count in values:
-        if not count.isdigit() or int(count) > 10**9:
-            raise UsageError(f"--license {feature}={count}: the count must be a whole number from 0 to 1000000000")
-        counts[feature] = int(count)
-    return counts
+    return {feature: whole_number(count, f"--license {feature[:40]}=") for feature, count in values}
 
 
 @pool.command("add", epilog=example(

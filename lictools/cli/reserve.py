@@ -36,12 +36,9 @@ def _local(tag: object) -> str:
 
 
 def _count(text: str, project: str, attribute: str) -> int:
-    from lictools.errors import UsageError
+    from lictools.validate import whole_number
 
-    value = text.strip()
-    if not value.isdigit() or not value.isascii() or int(value) > 10**9:
-        raise UsageError(f"project {project}: {attribute}={text[:40]!r} is not a whole number from 0 to 1000000000")
-    return int(value)
+    return whole_number(text.strip(), f"project {project}: {attribute}=")
 
 
 def parse_projects_startup(data: bytes) -> tuple[dict[str, dict[str, int]], list[str]]:
@@ -208,9 +205,9 @@ def reserve(pool: str, args: tuple[str, ...], from_file: str | None, replace: bo
             warn(message)
     elif args:
         project, feature, count_text = args
-        if not count_text.isdigit() or not count_text.isascii() or int(count_text) > 10**9:
-            raise UsageError(f"COUNT {count_text[:40]!r} is not a whole number from 0 to 1000000000")
-        wanted = {project: {feature: int(count_text)}}
+        from lictools.validate import whole_number
+
+        wanted = {project: {feature: whole_number(count_text, "COUNT")}}
 
     class _DryRun(Exception):
         """Raised inside the transaction so a dry run writes nothing."""

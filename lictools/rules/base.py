@@ -45,9 +45,9 @@ class Option(Record):
 
 def seconds(value: str) -> str:
     """A non-negative whole number of seconds, at most ten years."""
-    if not value.isdigit() or int(value) > 315_360_000:
-        raise UsageError(f"{value!r} is not a whole number of seconds (0 to 315360000)")
-    return str(int(value))
+    from lictools.validate import whole_number
+
+    return str(whole_number(value, "seconds", 315_360_000))
 
 
 def boolean(value: str) -> str:

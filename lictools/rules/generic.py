@@ -37,9 +37,14 @@ OPTIONS = {
 }
 
 
+def _escape(value: object) -> str:
+    """A value with ``\\``, ``,`` and ``=`` escaped, so that different values never give one key."""
+    return str(value).replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
 def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
     share = [a for a in pool.options.get("share", "").split(",") if a]
     if not share:
         return Seat(request.session, "share= is empty: every session takes its own seat")
-    parts = [f"{attr}={getattr(request, attr)}" for attr in share]
+    parts = [f"{attr}={_escape(getattr(request, attr))}" for attr in share]
     return Seat(",".join(parts), f"sessions with the same {', '.join(share)} share one seat (share={','.join(share)})")

@@ -139,4 +139,10 @@ def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
         why = "text-mode DVM: one seat per root DVM"
     else:
         why = "no --client given: one seat per root DVM"
-    return Seat(f"dvm:{request.session}", why, root=request.session)
+    key = f"dvm:{request.session}"
+    generation = 1
+    while tx.count_seat_sessions(pool.name, request.feature, key):
+        # the id is reused (a hook's $$) while RUN children of an exited root with that id live on
+        generation += 1
+        key = f"dvm:{request.session}#{generation}"
+    return Seat(key, why, root=request.session)

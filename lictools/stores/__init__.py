@@ -29,6 +29,10 @@ def open_store(target: str | None, lock_timeout: float) -> Store:
         raise UsageError("the PostgreSQL store is not available in this release; use a state file path")
     if "\x00" in target:
         raise UsageError("--state: the path contains a NUL character")
+    try:
+        target.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("--state: the path is not valid text (undecodable bytes)") from None
     if target.endswith(".json"):
         from lictools.stores.jsonfile import JsonFileStore
 

@@ -60,7 +60,12 @@ class JsonFileStore(Store):
             for line in f.read(committed).splitlines():
                 seq += 1
                 if seq > since_seq:
-                    event = json.loads(line)
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        raise DamagedStateError(
+                            f"journal {self.journal_path} line {seq} is damaged; the state itself is intact"
+                        ) from None
                     event["seq"] = seq
                     yield event
 
