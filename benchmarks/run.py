@@ -491,7 +491,7 @@ def bench4(tmp: str, quick: bool) -> None:
         ``reuse``: one store object for the whole run (a long-lived process keeps its lock object
         and SQLite connection); otherwise a new store per transaction, as each CLI process has.
         """
-        kept = open_store(path, 120.0)
+        kept = open_store(path, 120.0, keep_open=True)
 
         def store():  # type: ignore[no-untyped-def]
             return kept if reuse else open_store(path, 120.0)

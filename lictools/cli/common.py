@@ -34,12 +34,9 @@ def transaction() -> Iterator[Transaction]:
 
     s = settings()
     s.store = open_store(s.state, s.lock_timeout)
-    try:
-        with s.store.transaction() as tx:
-            s.reaped = engine.reap(tx)
-            yield tx
-    finally:
-        s.store.close()
+    with s.store.transaction() as tx:
+        s.reaped = engine.reap(tx)
+        yield tx
 
 
 def require_admin(tx: Transaction, action: str) -> None:

@@ -22,8 +22,11 @@ def default_state_path() -> str:
     return os.path.join(user_state_dir("lictools", appauthor=False), "state.db")
 
 
-def open_store(target: str | None, lock_timeout: float) -> Store:
-    """The store for ``target`` (a path or URL); None means the default state file."""
+def open_store(target: str | None, lock_timeout: float, keep_open: bool = False) -> Store:
+    """The store for ``target`` (a path or URL); None means the default state file.
+
+    ``keep_open``: a long-lived caller keeps its SQLite connection between transactions.
+    """
     target = target or default_state_path()
     if target.startswith(("postgresql://", "postgres://")):
         raise UsageError("the PostgreSQL store is not available in this release; use a state file path")
@@ -39,4 +42,4 @@ def open_store(target: str | None, lock_timeout: float) -> Store:
         return JsonFileStore(target, lock_timeout)
     from lictools.stores.sqlite import SqliteStore
 
-    return SqliteStore(target, lock_timeout)
+    return SqliteStore(target, lock_timeout, keep_open)

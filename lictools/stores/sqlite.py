@@ -140,10 +140,11 @@ class SqliteTransaction(Transaction):
 class SqliteStore(Store):
     """The state in one SQLite file, guarded by ``<file>.lock``."""
 
-    def __init__(self, path: str, lock_timeout: float) -> None:
+    def __init__(self, path: str, lock_timeout: float, keep_open: bool = False) -> None:
         self.path = os.path.abspath(path)
         self.location = self.path
         self.lock_timeout = lock_timeout
+        self.keep_open = keep_open
         self._db: sqlite3.Connection | None = None
         self._inode = 0
 
@@ -172,12 +173,17 @@ class SqliteStore(Store):
             except BaseException:
                 self._rollback(db)
                 raise
+            finally:
+                if not self.keep_open:
+                    # inside the lock: closing the last connection checkpoints the WAL, which must
+                    # not overlap the next command's transaction (it would see "database is locked")
+                    self.close()
 
     def _connection(self) -> sqlite3.Connection:
-        """The open connection, kept across this process's transactions while the file stays the same.
+        """The open connection; with ``keep_open`` kept across transactions while the file stays the same.
 
-        A CLI command runs one transaction; a long-lived caller (a service, the benchmark) saves
-        reopening and the checkpoint SQLite runs when the last connection closes.
+        A CLI command runs one transaction and closes; a long-lived caller (a service, the
+        benchmark) passes ``keep_open`` and saves reopening and a checkpoint per transaction.
         """
         inode = os.stat(self.path).st_ino
         if self._db is not None and self._inode != inode:
@@ -318,7 +324,9 @@ class SqliteStore(Store):
 
     def _open(self) -> sqlite3.Connection:
         self._check_header()
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=0.5)
+        # lictools itself only touches the file under the state lock; the busy timeout covers
+        # another program (the sqlite3 shell, a backup) holding SQLite's own lock
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=max(1.0, self.lock_timeout))
         try:
             # the file header can lag behind the WAL: ask SQLite for the schema version too
             self._check_version(db.execute("PRAGMA user_version").fetchone()[0])
