@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import cProfile
-import io
 import os
-import pstats
 import re
 import shutil
 import subprocess

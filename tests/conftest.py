@@ -9,9 +9,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from contextlib import contextmanager
+
 import pytest
 
+from lictools import engine
 from lictools.cli.main import run
+from lictools.stores.jsonfile import JsonFileStore
+from lictools.stores.sqlite import SqliteStore
 
 LICTOOLS = [sys.executable, "-m", "lictools"]
 
@@ -77,3 +82,46 @@ def cli(tmp_path, monkeypatch, capsys):
         return code, out, err
 
     return call
+
+
+CLOCK_START = 1_795_000_000.5
+
+
+class Clock:
+    """A clock the test moves by hand (the stores read LICTOOLS_NOW)."""
+
+    def __init__(self, monkeypatch, start: float = CLOCK_START) -> None:
+        self.monkeypatch = monkeypatch
+        self.set(start)
+
+    def set(self, t: float) -> None:
+        self.t = t
+        self.monkeypatch.setenv("LICTOOLS_NOW", repr(t))
+
+    def advance(self, seconds: float) -> None:
+        self.set(self.t + seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    return Clock(monkeypatch)
+
+
+@pytest.fixture(params=[SqliteStore, JsonFileStore], ids=["sqlite", "json"])
+def store(request, tmp_path):
+    """Each embedded store, on a fresh state file (the contract both must keep)."""
+    suffix = ".json" if request.param is JsonFileStore else ".db"
+    return request.param(str(tmp_path / f"state{suffix}"), lock_timeout=5)
+
+
+@pytest.fixture
+def tx(store, clock):
+    """``with tx() as t:`` = one command's transaction, expired leases reaped first."""
+
+    @contextmanager
+    def open_tx():
+        with store.transaction() as t:
+            engine.reap(t)
+            yield t
+
+    return open_tx

@@ -38,7 +38,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pytest
 
 from lictools import replay
 from lictools.cli.main import run

@@ -4,54 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from contextlib import contextmanager
 
 import pytest
 
 from lictools import engine
 from lictools.errors import NotFoundError, UsageError
 from lictools.model import Request
-from lictools.stores.jsonfile import JsonFileStore
-from lictools.stores.sqlite import SqliteStore
-
-
-class Clock:
-    """A clock the test moves by hand (the stores read LICTOOLS_NOW)."""
-
-    def __init__(self, monkeypatch, start: float = 1_795_000_000.0) -> None:
-        self.monkeypatch = monkeypatch
-        self.set(start)
-
-    def set(self, t: float) -> None:
-        self.t = t
-        self.monkeypatch.setenv("LICTOOLS_NOW", repr(t))
-
-    def advance(self, seconds: float) -> None:
-        self.set(self.t + seconds)
-
-
-@pytest.fixture(params=[SqliteStore, JsonFileStore], ids=["sqlite", "json"])
-def store(request, tmp_path):
-    suffix = ".json" if request.param is JsonFileStore else ".db"
-    return request.param(str(tmp_path / f"state{suffix}"), lock_timeout=5)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    return Clock(monkeypatch)
-
-
-@pytest.fixture
-def tx(store, clock):
-    """``with tx() as t:`` = one command's transaction, expired leases reaped first."""
-
-    @contextmanager
-    def open_tx():
-        with store.transaction() as t:
-            engine.reap(t)
-            yield t
-
-    return open_tx
 
 
 def req(pool="p", feature="f", session="s1", user="alice", host="h1", node="n1", **kw) -> Request:

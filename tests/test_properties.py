@@ -50,7 +50,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from lictools import engine, replay
 from lictools.errors import NotFoundError, UsageError
-from lictools.model import SESSION_ATTRIBUTES, Request
+from lictools.model import Request
 from lictools.rules import RULES, get_rule
 from lictools.stores.memory import MemoryTransaction, empty_document
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from contextlib import contextmanager
 
 import pytest
 
@@ -19,42 +18,9 @@ from lictools.model import Request
 from lictools.stores.jsonfile import JsonFileStore
 from lictools.stores.sqlite import SqliteStore
 
-T0 = 1_795_000_000.5
+from tests.conftest import CLOCK_START
 
-
-class Clock:
-    def __init__(self, monkeypatch) -> None:
-        self.monkeypatch = monkeypatch
-        self.set(T0)
-
-    def set(self, t: float) -> None:
-        self.t = t
-        self.monkeypatch.setenv("LICTOOLS_NOW", repr(t))
-
-    def advance(self, seconds: float) -> None:
-        self.set(self.t + seconds)
-
-
-@pytest.fixture(params=[SqliteStore, JsonFileStore], ids=["sqlite", "json"])
-def store(request, tmp_path):
-    suffix = ".json" if request.param is JsonFileStore else ".db"
-    return request.param(str(tmp_path / f"state{suffix}"), lock_timeout=5)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    return Clock(monkeypatch)
-
-
-@pytest.fixture
-def tx(store, clock):
-    @contextmanager
-    def open_tx():
-        with store.transaction() as t:
-            engine.reap(t)
-            yield t
-
-    return open_tx
+T0 = CLOCK_START
 
 
 def req(session, pool="p", feature="f", user="alice", host="h1", node="n1", **kw) -> Request:
