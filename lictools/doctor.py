@@ -6,7 +6,7 @@ import os
 import stat
 
 from lictools.stores.api import Store
-from lictools.stores.locking import network_filesystem_warning
+from lictools.stores.locking import lock_holder, network_filesystem_warning
 
 
 def _mode_check(path: str, what: str) -> tuple[str, str, str] | None:
@@ -53,11 +53,7 @@ def lock_check(state_path: str) -> tuple[str, str, str]:
     try:
         lock.acquire()
     except Timeout:
-        try:
-            holder = open(lock_path).read(32).strip()
-        except OSError:
-            holder = "?"
-        return ("lock", "warn", f"{lock_path} is held right now (PID {holder or '?'})")
+        return ("lock", "warn", f"{lock_path} is held right now (PID {lock_holder(lock_path) or '?'})")
     except OSError as exc:
         return ("lock", "fail", f"{lock_path}: {exc.strerror}")
     lock.release()

@@ -335,21 +335,17 @@ def admit(issued: int, reserved: dict[str, int], usage: dict[str | None, int], p
     total_reserved = sum(reserved.values())
     shared_cap = max(0, issued - total_reserved)
     shared_used = sum(max(0, used - (reserved.get(p, 0) if p else 0)) for p, used in usage.items())
-    if shared_used < shared_cap and in_use < issued:
+    if shared_used < shared_cap:
         if total_reserved:
             return True, f"from the shared seats ({shared_used} of {shared_cap} in use; {total_reserved} reserved for projects)"
         return True, f"taken from the free seats ({in_use} of {issued} in use before it)"
-    if issued == 0:
-        return False, "no seats are issued for this feature (load a license with 'license add')"
-    if total_reserved:
-        who = f"project {project} has {usage.get(project, 0)} of its {own} reserved in use and " if own else ""
-        idle = issued - in_use
-        rest = f"; the {idle} free seat(s) are reserved for other projects" if idle > 0 else ""
-        return False, (
-            f"{who}all {shared_cap} shared seat(s) are in use ({in_use} of {issued} in use, "
-            f"{total_reserved} reserved for {', '.join(sorted(reserved))}){rest}"
-        )
-    return False, f"all {issued} seat(s) are in use"
+    # only reservations can refuse a pool with free seats (without them shared_cap == issued)
+    who = f"project {project} has {usage.get(project, 0)} of its {own} reserved in use and " if own else ""
+    return False, (
+        f"{who}all {shared_cap} shared seat(s) are in use ({in_use} of {issued} in use, "
+        f"{total_reserved} reserved for {', '.join(sorted(reserved))}); "
+        f"the {issued - in_use} free seat(s) are reserved for other projects"
+    )
 
 
 def _normalise(request: Request) -> None:

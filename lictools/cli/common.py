@@ -107,7 +107,7 @@ def end_sessions(
                 "user": s.user,
                 "action": verb,
                 "seat_freed": tx.count_seat_sessions(s.pool, s.feature, s.seat) == 0,
-                "expires": iso(tx.get_session(s.id).expires) if tx.get_session(s.id) else None,
+                "expires": iso(live.expires) if (live := tx.get_session(s.id)) else None,
             }
             for s in done
         ]

@@ -160,13 +160,19 @@ def network_filesystem_warning(folder: str) -> str | None:
     return None
 
 
-def _holder(lock_path: str) -> str:
+def lock_holder(lock_path: str) -> str | None:
+    """The PID the last holder of the lock wrote into it, or None when unknown."""
     try:
         with open(lock_path, "rb") as f:
             pid = f.read(32).split(b"\n", 1)[0].decode("ascii", "replace").strip()
     except OSError:
-        return ""
-    return f" (held by PID {pid})" if pid.isdigit() else ""
+        return None
+    return pid if pid.isdigit() else None
+
+
+def _held_by(lock_path: str) -> str:
+    pid = lock_holder(lock_path)
+    return f" (held by PID {pid})" if pid else ""
 
 
 def _record_holder(fd: int) -> None:
@@ -213,7 +219,7 @@ def state_lock(state_path: str, timeout: float) -> Iterator[None]:
     try:
         _acquire_with_backoff(lock, timeout)
     except Timeout:
-        raise BusyError(f"state lock {lock_path} not obtained within {timeout:g}s{_holder(lock_path)}") from None
+        raise BusyError(f"state lock {lock_path} not obtained within {timeout:g}s{_held_by(lock_path)}") from None
     except PermissionError:
         raise ForbiddenError(f"permission denied: cannot open state lock {lock_path}") from None
     except OSError as exc:
