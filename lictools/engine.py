@@ -1,34 +1,37 @@
-"""The counting engine: plain functions over a store :class:`~lictools.stores.api.Transaction`.
+"""The counting engine: decisions over a store :class:`~lictools.stores.api.Transaction`.
 
-Seats in use are the distinct seat keys among live sessions; a rule module picks the key, the
-engine never names a product. Every change appends a journal event inside the same transaction.
-The CLI and the tests call these functions; none of them prints.
+Each function validates what it is asked, asks the product's rule for a seat key and
+:mod:`lictools.admission` for capacity, then builds journal events (:mod:`lictools.events`) and
+commits them (:func:`lictools.apply.commit`: apply + journal, in the same transaction). It never
+changes state itself, never names a product, and never prints. Read views live in
+:mod:`lictools.views`. What it needs from the machine (login, node, PIDs, ids) comes through a
+:class:`~lictools.host.Host`, so tests and the simulator can run it without touching real processes.
 """
 
 from __future__ import annotations
 
-import os
-from types import ModuleType
-from typing import Any, Iterable
+from dataclasses import replace
+from typing import Any, Callable, ContextManager, Iterable, NamedTuple
 
 from lictools import validate
+from lictools.admission import admit
+from lictools.apply import commit, session_from_grant
 from lictools.errors import ForbiddenError, NotFoundError, UsageError
-from lictools.model import License, Pool, Record, Request, Session, fields
+from lictools.events import (
+    Config, Deny, Detach, End, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Refresh, Reserve,
+)
+from lictools.host import SYSTEM, Host
+from lictools.model import REQUEST_FIELDS, License, Pool, Request, Session
 from lictools.rules import check_feature, check_options, get_rule
+from lictools.rules.base import Rule
 from lictools.stores.api import Transaction
 from lictools.timeutil import iso
 
 
 # --------------------------------------------------------------------------- results
-class Outcome(Record):
+class Outcome(NamedTuple):
     """What ``acquire`` decided: granted (new seat or shared) or denied, and why."""
 
-    __slots__ = ("granted", "pool", "feature", "seat", "session", "shared", "reason", "issued", "in_use",
-                 "retry", "denial_text", "holders")
-    FIELDS = fields(
-        "granted", "pool", "feature", "seat", "session", "shared", "reason", "issued", "in_use",
-        retry=False, denial_text=None, holders=list,
-    )
     granted: bool
     pool: str
     feature: str
@@ -38,9 +41,9 @@ class Outcome(Record):
     reason: str
     issued: int
     in_use: int
-    retry: bool
-    denial_text: str | None
-    holders: list[str]
+    retry: bool = False
+    denial_text: str | None = None
+    holders: tuple[str, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
         """The ``acquire --format json`` object (SPEC.md section 3)."""
@@ -59,14 +62,33 @@ class Outcome(Record):
         }
 
 
-class LicenseResult(Record):
+class Handled(NamedTuple):
+    """What ``release`` / ``detach`` / ``refresh`` / ``remove`` did to the sessions they were given."""
+
+    # the sessions handled: as they are after the change, or as they were when it ended them
+    done: list[Session]
+    # ids that name no live session (for refresh, also live but detached ones)
+    missing: list[str]
+    # ids in ``done`` whose seat was freed (they were its last session)
+    freed: frozenset[str] = frozenset()
+    # ids in ``missing`` that are live but detached: their user agent went away, refresh cannot extend them
+    detached: frozenset[str] = frozenset()
+
+
+class LicenseResult(NamedTuple):
     """What ``license add`` did: ``loaded``, ``already-loaded`` or ``not-loaded`` (host lock elsewhere)."""
 
-    __slots__ = ("status", "license", "message")
-    FIELDS = fields("status", "license", "message")
     status: str
     license: License
     message: str
+
+
+class ReservationChange(NamedTuple):
+    """One reservation to set: ``count`` seats of ``feature`` for ``project`` (0 removes it)."""
+
+    project: str
+    feature: str
+    count: int
 
 
 # --------------------------------------------------------------------------- helpers
@@ -79,104 +101,70 @@ def get_pool(tx: Transaction, name: str) -> Pool:
     return pool
 
 
-def rule_of(pool: Pool) -> ModuleType:
+def rule_of(pool: Pool) -> Rule:
     return get_rule(pool.product)
 
 
-def login_user() -> str:
-    """The user running this command (the default ``--user`` and the ``by`` of admin events)."""
-    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if os.environ.get(var):
-            return os.environ[var]
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return str(os.getuid())
+def _stamp(tx: Transaction) -> dict[str, Any]:
+    """The fields every event starts with: schema version and the transaction's time."""
+    return {"v": 1, "time": iso(tx.now), "ts": round(tx.now, 6)}
 
 
-def this_node() -> str:
-    """This host's name (the default ``--node``)."""
-    return os.uname().nodename
+def _actor(host: Host, actor: str | None) -> dict[str, Any]:
+    """Who does an admin change: the claimed name (``actor``, else the login name) and the real account."""
+    uid, name = host.account()
+    return {"by": actor or host.login_user(), "by_uid": uid, "by_user": name}
 
 
-def record_event(tx: Transaction, kind: str, **fields: Any) -> None:
-    """Append one journal event: its kind, the time, and every field that is not None."""
-    doc = {"event": kind, "time": iso(tx.now), "ts": round(tx.now, 6)}
-    doc.update({k: v for k, v in fields.items() if v is not None})
-    tx.append_event(doc)
+def _session_fields(session: Session) -> dict[str, Any]:
+    """A session's identity and attributes, as its events carry them."""
+    return {
+        "pool": session.pool, "feature": session.feature, "seat": session.seat, "session": session.id,
+        "user": session.user, "host": session.host, "node": session.node, "terminal": session.terminal or None,
+        "app": session.app, "project": session.project, "client": session.client, "monitor": session.monitor,
+        "parent": session.parent, "root": session.root, "pid": session.pid, "uid": session.uid,
+        "seat_project": session.seat_project,
+    }
 
 
-_SESSION_EVENT_FIELDS = ("user", "host", "node", "app", "project", "client", "monitor", "parent", "root", "pid", "uid")
-
-
-def _session_event(tx: Transaction, kind: str, session: Session, in_use: int | None = None, **extra: Any) -> None:
-    """Journal one session event with the seats in use after it (counted unless the caller knows)."""
-    attrs = {k: getattr(session, k) for k in _SESSION_EVENT_FIELDS}
-    record_event(
-        tx,
-        kind,
-        pool=session.pool,
-        feature=session.feature,
-        seat=session.seat,
-        session=session.id,
-        in_use=tx.seats_in_use(session.pool, session.feature) if in_use is None else in_use,
-        **attrs,
-        **extra,
-    )
-
-
-def _end_session(tx: Transaction, session: Session, kind: str, **extra: Any) -> None:
-    tx.delete_session(session.id)
-    _session_event(tx, kind, session, **extra)
+def _end(tx: Transaction, session: Session, kind: str, **extra: Any) -> bool:
+    """End ``session`` with a ``release`` / ``expire`` / ``remove`` event; True when its seat was freed."""
+    event: End = {"event": kind, **_stamp(tx), **_session_fields(session), **extra}  # type: ignore[typeddict-item]
+    commit(tx, event)
+    return tx.count_seat_sessions(session.pool, session.feature, session.seat) == 0
 
 
 # --------------------------------------------------------------------------- expiry
-def reap(tx: Transaction) -> list[Session]:
+def reap(tx: Transaction, host: Host = SYSTEM) -> list[Session]:
     """End every session whose lease ran out (journal ``expire``); run at the start of every command.
 
     Also ends dead local processes in pools with ``check_pids=yes``.
     """
     reaped = []
-    for session in sorted(tx.expired_sessions(tx.now), key=lambda s: (s.expires, s.id)):
+    for session in sorted(tx.expired_sessions(tx.now), key=lambda s: (s.expires or 0.0, s.id)):
         reason = "detached session timed out" if session.detached else "lease not refreshed"
-        _end_session(tx, session, "expire", reason=reason)
+        _end(tx, session, "expire", reason=reason)
         reaped.append(session)
     for pool in tx.list_pools():
         if pool.options.get("check_pids") == "yes":
-            reaped.extend(drop_dead_processes(tx, pool.name))
+            reaped.extend(drop_dead_processes(tx, pool.name, host))
     return reaped
 
 
-def process_alive(pid: int) -> bool:
-    """True when a process with this PID exists on this machine (signal 0)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OverflowError:
-        return False
-    return True
-
-
-def drop_dead_processes(tx: Transaction, pool: str | None = None) -> list[Session]:
+def drop_dead_processes(tx: Transaction, pool: str | None = None, host: Host = SYSTEM) -> list[Session]:
     """End sessions on this node whose ``--pid`` no longer runs (``fglWrt -u``); journal ``expire``."""
-    node = this_node()
-    criteria: dict[str, Any] = {"node": node}
+    criteria: dict[str, Any] = {"node": host.node()}
     if pool:
         criteria["pool"] = pool
     dropped = []
     for session in tx.find_sessions(**criteria):
-        if session.pid is not None and not process_alive(session.pid):
-            _end_session(tx, session, "expire", reason=f"process {session.pid} is gone")
+        if session.pid is not None and not host.pid_alive(session.pid):
+            _end(tx, session, "expire", reason=f"process {session.pid} is gone")
             dropped.append(session)
     return dropped
 
 
-# --------------------------------------------------------------------------- pools and licenses
+# --------------------------------------------------------------------------- pools, licenses, settings
 def add_pool(
     tx: Transaction,
     name: str,
@@ -194,35 +182,38 @@ def add_pool(
         if exist_ok and existing.product == product:
             return existing
         raise UsageError(f"pool {name!r} already exists (product {existing.product})")
-    pool = Pool(name=name, product=product, options=checked, created=tx.now)
+    issued: dict[str, int] = {}
     for feature, count in (licenses or {}).items():
         feature = check_feature(rule, feature)
-        validate.count(count, f"license count for {feature}")
-        pool.licenses.append(License(f"initial-{feature}", feature, count, None, tx.now))
-    tx.put_pool(pool)
-    record_event(tx, "pool-add", pool=name, product=product, options=checked, issued={l.feature: l.count for l in pool.licenses})
-    return pool
+        issued[feature] = validate.count(count, f"license count for {feature}")
+    event: PoolAdd = {"event": "pool-add", **_stamp(tx), "pool": name, "product": product,  # type: ignore[typeddict-item]
+                      "options": checked, "issued": issued}
+    commit(tx, event)
+    return get_pool(tx, name)
 
 
 def set_pool_options(tx: Transaction, name: str, options: dict[str, str]) -> Pool:
     """Change pool options (checked against the product's option list)."""
     pool = get_pool(tx, name)
-    pool.options = check_options(rule_of(pool), {**pool.options, **options})
-    tx.put_pool(pool)
-    record_event(tx, "pool-set", pool=name, options=pool.options)
-    return pool
+    checked = check_options(rule_of(pool), {**pool.options, **options})
+    event: PoolSet = {"event": "pool-set", **_stamp(tx), "pool": name, "options": checked}  # type: ignore[typeddict-item]
+    commit(tx, event)
+    return get_pool(tx, name)
 
 
-def remove_pool(tx: Transaction, name: str, force: bool = False, actor: str | None = None) -> list[Session]:
-    """Delete a pool; with live sessions only when ``force`` (they are removed and journaled)."""
+def remove_pool(
+    tx: Transaction, name: str, force: bool = False, actor: str | None = None, host: Host = SYSTEM
+) -> list[Session]:
+    """Delete a pool; with live sessions only when ``force`` (each is removed and journaled first)."""
     get_pool(tx, name)
     sessions = tx.find_sessions(pool=name)
     if sessions and not force:
         raise UsageError(f"pool {name!r} has {len(sessions)} live session(s); release them or use --force")
+    who = _actor(host, actor)
     for session in sessions:
-        _end_session(tx, session, "remove", by=actor or login_user(), reason="pool removed")
-    tx.delete_pool(name)
-    record_event(tx, "pool-remove", pool=name, by=actor or login_user())
+        _end(tx, session, "remove", reason="pool removed", **who)
+    event: PoolRemove = {"event": "pool-remove", **_stamp(tx), "pool": name, **who}  # type: ignore[typeddict-item]
+    commit(tx, event)
     return sessions
 
 
@@ -238,6 +229,7 @@ def add_license(
     serial: str | None = None,
     host_lock: str | None = None,
     this_host: str | None = None,
+    host: Host = SYSTEM,
 ) -> LicenseResult:
     """Load a license: idempotent per serial; a host lock for another machine is not loaded.
 
@@ -250,41 +242,38 @@ def add_license(
         validate.name(serial, "serial")
     if host_lock is not None:
         validate.text(host_lock, "--host-lock")
-    serial = serial or f"anon-{len(pool.licenses) + 1}-{os.urandom(3).hex()}"
-    lic = License(serial, feature, count, host_lock, tx.now)
+    serial = serial or f"anon-{len(pool.licenses) + 1}-{host.new_id()[:6]}"
     for loaded in pool.licenses:
         if loaded.serial == serial:
             return LicenseResult("already-loaded", loaded, f"serial {serial} is already loaded in pool {pool_name}; nothing changed")
-    host = this_host or this_node()
-    if host_lock and not _same_host(host_lock, host):
+    lic = License(serial, feature, count, host_lock, tx.now)
+    here = this_host or host.node()
+    if host_lock and not _same_host(host_lock, here):
         return LicenseResult(
-            "not-loaded",
-            lic,
-            f"serial {serial} is locked to host {host_lock}, not this machine ({host}); not loaded",
+            "not-loaded", lic, f"serial {serial} is locked to host {host_lock}, not this machine ({here}); not loaded"
         )
-    pool.licenses.append(lic)
-    tx.put_pool(pool)
-    record_event(tx, "license-add", pool=pool_name, feature=feature, serial=serial, count=count, issued=pool.issued(feature))
-    return LicenseResult("loaded", lic, f"loaded serial {serial}: {count} {feature} seat(s); issued now {pool.issued(feature)}")
+    issued = pool.issued(feature) + count
+    event: LicenseAdd = {"event": "license-add", **_stamp(tx), "pool": pool_name, "feature": feature,  # type: ignore[typeddict-item]
+                         "serial": serial, "count": count, "issued": issued, "host_lock": host_lock}
+    commit(tx, event)
+    return LicenseResult("loaded", lic, f"loaded serial {serial}: {count} {feature} seat(s); issued now {issued}")
 
 
 def remove_license(tx: Transaction, pool_name: str, serial: str) -> License:
     """Unload one serial; refused when the remaining seats would not cover the reservations."""
     pool = get_pool(tx, pool_name)
-    for lic in pool.licenses:
-        if lic.serial == serial:
-            break
-    else:
+    lic = next((lic for lic in pool.licenses if lic.serial == serial), None)
+    if lic is None:
         raise NotFoundError(f"serial {serial!r} is not loaded in pool {pool_name}")
-    pool.licenses.remove(lic)
+    left = pool.issued(lic.feature) - lic.count
     reserved = sum(pool.reserved(lic.feature).values())
-    if reserved > pool.issued(lic.feature):
+    if reserved > left:
         raise UsageError(
-            f"removing serial {serial} leaves {pool.issued(lic.feature)} {lic.feature} seat(s), "
-            f"fewer than the {reserved} reserved"
+            f"removing serial {serial} leaves {left} {lic.feature} seat(s), fewer than the {reserved} reserved"
         )
-    tx.put_pool(pool)
-    record_event(tx, "license-remove", pool=pool_name, feature=lic.feature, serial=serial, issued=pool.issued(lic.feature))
+    event: LicenseRemove = {"event": "license-remove", **_stamp(tx), "pool": pool_name,  # type: ignore[typeddict-item]
+                            "feature": lic.feature, "serial": serial, "issued": left}
+    commit(tx, event)
     return lic
 
 
@@ -304,50 +293,67 @@ def reserve(tx: Transaction, pool_name: str, project: str, feature: str, count: 
             f"reserving {count} {feature} seat(s) for {project} would reserve {others + count}, "
             f"more than the {issued} issued in pool {pool_name}"
         )
-    per_feature = pool.reservations.setdefault(project, {})
-    if count:
-        per_feature[feature] = count
-    else:
-        per_feature.pop(feature, None)
-        if not per_feature:
-            pool.reservations.pop(project)
-    tx.put_pool(pool)
-    record_event(tx, "reserve", pool=pool_name, feature=feature, project=project, count=count)
-    return pool
+    event: Reserve = {"event": "reserve", **_stamp(tx), "pool": pool_name, "feature": feature,  # type: ignore[typeddict-item]
+                      "project": project, "count": count}
+    commit(tx, event)
+    return get_pool(tx, pool_name)
+
+
+class ReservationPlan(NamedTuple):
+    """What a reservation import would do: the changes, decreases first, and the reservations after them."""
+
+    changes: list[ReservationChange]
+    # project -> feature -> reserved seats, once the changes are made
+    reservations: dict[str, dict[str, int]]
+
+
+def plan_reservations(pool: Pool, wanted: dict[str, dict[str, int]], replace_all: bool) -> ReservationPlan:
+    """The reservations ``wanted`` would leave the pool with, and the changes that get there; changes nothing.
+
+    ``replace_all`` also drops reservations of projects ``wanted`` does not name. UsageError when a
+    feature is unknown or the result would reserve more than is issued (so an import is all or nothing).
+    """
+    rule = rule_of(pool)
+    target: dict[str, dict[str, int]] = {} if replace_all else {p: dict(f) for p, f in pool.reservations.items()}
+    for project, features in wanted.items():
+        validate.name(project, "project")
+        for feature, count in features.items():
+            if count or feature in target.get(project, {}):
+                check_feature(rule, feature)
+            target.setdefault(project, {})[feature] = validate.count(count, "reserved count")
+    problems = []
+    for feature in sorted({f for per in target.values() for f in per}):
+        total = sum(per.get(feature, 0) for per in target.values())
+        if total > pool.issued(feature):
+            problems.append(f"{feature}: {total} reserved > {pool.issued(feature)} issued")
+    if problems:
+        raise UsageError(f"reservations exceed the issued seats in pool {pool.name} ({'; '.join(problems)}); nothing changed")
+    changes = []
+    for project in sorted(set(target) | set(pool.reservations)):
+        for feature in sorted(set(target.get(project, {})) | set(pool.reservations.get(project, {}))):
+            old = pool.reservations.get(project, {}).get(feature, 0)
+            new = target.get(project, {}).get(feature, 0)
+            if old != new:
+                changes.append((new - old, ReservationChange(project, feature, new)))
+    kept = {p: {f: n for f, n in per.items() if n} for p, per in target.items()}
+    # decreases first, so moving seats between projects never overshoots the issued count
+    return ReservationPlan([change for _, change in sorted(changes, key=lambda c: c[0])], {p: per for p, per in kept.items() if per})
+
+
+def set_reservations(tx: Transaction, pool_name: str, changes: Iterable[ReservationChange]) -> Pool:
+    """Apply planned reservation changes (:func:`plan_reservations`), each journaled."""
+    for change in changes:
+        reserve(tx, pool_name, change.project, change.feature, change.count)
+    return get_pool(tx, pool_name)
+
+
+def set_setting(tx: Transaction, key: str, value: str | None, actor: str | None = None, host: Host = SYSTEM) -> None:
+    """Set (or, with None, clear) a state-wide setting; journaled with who did it."""
+    event: Config = {"event": "config", **_stamp(tx), "key": key, "value": value, **_actor(host, actor)}  # type: ignore[typeddict-item]
+    commit(tx, event)
 
 
 # --------------------------------------------------------------------------- acquire
-def admit(issued: int, reserved: dict[str, int], usage: dict[str | None, int], project: str | None) -> tuple[bool, str]:
-    """May a new seat be opened for ``project``? Reserved seats first, then the shared rest.
-
-    shared = issued - sum(reservations); a project beyond its reservation draws on shared seats.
-    """
-    in_use = sum(usage.values())
-    own = reserved.get(project, 0) if project else 0
-    if in_use >= issued:
-        # never beyond the issued count, even from a reservation made while the pool was full
-        if issued == 0:
-            return False, "no seats are issued for this feature (load a license with 'license add')"
-        held = f" (its {own} reserved seat(s) were taken by others before the reservation was made)" if own else ""
-        return False, f"all {issued} seat(s) are in use{held}"
-    if own and usage.get(project, 0) < own:
-        return True, f"from the {own} seat(s) reserved for project {project} ({usage.get(project, 0)} of them in use)"
-    total_reserved = sum(reserved.values())
-    shared_cap = max(0, issued - total_reserved)
-    shared_used = sum(max(0, used - (reserved.get(p, 0) if p else 0)) for p, used in usage.items())
-    if shared_used < shared_cap:
-        if total_reserved:
-            return True, f"from the shared seats ({shared_used} of {shared_cap} in use; {total_reserved} reserved for projects)"
-        return True, f"taken from the free seats ({in_use} of {issued} in use before it)"
-    # only reservations can refuse a pool with free seats (without them shared_cap == issued)
-    who = f"project {project} has {usage.get(project, 0)} of its {own} reserved in use and " if own else ""
-    return False, (
-        f"{who}all {shared_cap} shared seat(s) are in use ({in_use} of {issued} in use, "
-        f"{total_reserved} reserved for {', '.join(sorted(reserved))}); "
-        f"the {issued - in_use} free seat(s) are reserved for other projects"
-    )
-
-
 def _normalise(request: Request) -> None:
     validate.name(request.pool, "pool name")
     validate.name(request.session, "session id")
@@ -366,11 +372,6 @@ def _normalise(request: Request) -> None:
         validate.count(request.lease, "--lease", 315_360_000)
 
 
-def new_session_id() -> str:
-    """A fresh unique session id (16 hex digits)."""
-    return os.urandom(8).hex()
-
-
 def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_denial: bool = True) -> Outcome:
     """Grant, share or deny a seat for ``request``; idempotent by session id.
 
@@ -381,74 +382,95 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
     _normalise(request)
     pool = get_pool(tx, request.pool)
     rule = rule_of(pool)
-    request.feature = check_feature(rule, request.feature)
-    issued = pool.issued(request.feature)
+    request = replace(request, feature=check_feature(rule, request.feature))
+    feature: str = request.feature  # type: ignore[assignment]
+    issued = pool.issued(feature)
 
     existing = tx.get_session(request.session)
     if existing is not None:
-        if (existing.pool, existing.feature) != (request.pool, request.feature):
-            raise UsageError(
-                f"session {request.session} already holds pool {existing.pool} feature {existing.feature}"
-            )
-        if existing.uid is not None and request.uid is not None and existing.uid != request.uid:
-            raise ForbiddenError(f"session {existing.id} belongs to another account (user {existing.user})")
-        if not dry_run:
-            if request.lease is not None:
-                existing.lease = request.lease
-            reattached = existing.detached
-            existing.detached = False
-            existing.refreshed = tx.now
-            existing.expires = None if existing.lease == 0 else tx.now + existing.lease
-            tx.put_session(existing)
-            record_event(tx, "refresh", pool=existing.pool, feature=existing.feature, session=existing.id,
-                         expires=iso(existing.expires), lease=existing.lease, retry=True,
-                         reattached=True if reattached else None)
-        return Outcome(
-            True, pool.name, existing.feature, existing.seat, existing, existing.shared,
-            "this session already holds its seat (retry): same grant, lease renewed",
-            issued, tx.seats_in_use(pool.name, existing.feature), retry=True,
-        )
+        return _retry(tx, pool, request, existing, dry_run)
 
     seat = rule.seat_key(request, pool, tx)
-    holders = tx.find_sessions(pool=pool.name, feature=request.feature, seat=seat.key) if tx.count_seat_sessions(
-        pool.name, request.feature, seat.key
-    ) else []
-    usage = tx.seats_by_project(pool.name, request.feature)
+    held = tx.count_seat_sessions(pool.name, feature, seat.key)
+    usage = tx.seats_by_project(pool.name, feature)
     in_use = sum(usage.values())
-    if holders:
+    if held:
+        holders = tx.find_sessions(pool=pool.name, feature=feature, seat=seat.key)
         shared, seat_project = True, holders[0].seat_project
         reason = f"shares seat {seat.key} already held by {len(holders)} session(s): {seat.why}; it costs no new seat"
     else:
-        ok, why = admit(issued, pool.reserved(request.feature), usage, request.project)
-        if not ok:
-            reason = f"denied: needs a new seat {seat.key}, no live session holds that key ({seat.why}), but {why}"
+        holders = []
+        admission = admit(issued, pool.reserved(feature), usage, request.project)
+        if not admission.granted:
+            reason = f"denied: needs a new seat {seat.key}, no live session holds that key ({seat.why}), but {admission.reason}"
             if not dry_run and journal_denial:
-                record_event(
-                    tx, "deny", pool=pool.name, feature=request.feature, seat=seat.key, session=request.session,
-                    user=request.user, host=request.host, node=request.node, project=request.project,
-                    in_use=in_use, reason=why,
-                )
-            return Outcome(False, pool.name, request.feature, seat.key, None, False, reason, issued, in_use,
+                deny: Deny = {"event": "deny", **_stamp(tx), **{k: getattr(request, k) for k in REQUEST_FIELDS},  # type: ignore[typeddict-item]
+                              "seat": seat.key, "in_use": in_use, "reason": admission.reason}
+                commit(tx, deny)
+            return Outcome(False, pool.name, feature, seat.key, None, False, reason, issued, in_use,
                            denial_text=rule.DENIAL_TEXT)
         shared, seat_project = False, request.project
-        reason = f"new seat {seat.key} ({seat.why}), {why}"
+        reason = f"new seat {seat.key} ({seat.why}), {admission.reason}"
 
+    after = in_use + (0 if shared else 1)
     lease = request.lease if request.lease is not None else int(pool.options["lease"])
-    session = Session(
-        id=request.session, pool=pool.name, feature=request.feature, seat=seat.key,
-        user=request.user, host=request.host, node=request.node,
-        started=tx.now, refreshed=tx.now, expires=None if lease == 0 else tx.now + lease, lease=lease,
-        shared=shared, terminal=request.terminal, app=request.app, project=request.project,
-        parent=request.parent, root=seat.root, client=request.client, monitor=request.monitor,
-        pid=request.pid, seat_project=seat_project, uid=request.uid,
-    )
+    attributes = {k: getattr(request, k) for k in REQUEST_FIELDS if k not in ("lease", "terminal")}
+    attributes.update(seat.inherits)
+    event: Grant = {
+        "event": "share" if shared else "grant", **_stamp(tx), **attributes,  # type: ignore[typeddict-item]
+        "terminal": request.terminal or None, "seat": seat.key, "root": seat.root, "seat_project": seat_project,
+        "lease": lease, "in_use": after,
+    }
+    session = session_from_grant(event) if dry_run else commit(tx, event)
+    return Outcome(True, pool.name, feature, seat.key, session, shared, reason, issued, after,
+                   holders=tuple(h.id for h in holders))
+
+
+def _retry(tx: Transaction, pool: Pool, request: Request, existing: Session, dry_run: bool) -> Outcome:
+    """The same ``--session`` asked again: the same grant, lease renewed (a login hook that ran twice)."""
+    if (existing.pool, existing.feature) != (request.pool, request.feature):
+        raise UsageError(f"session {request.session} already holds pool {existing.pool} feature {existing.feature}")
+    if existing.uid is not None and request.uid is not None and existing.uid != request.uid:
+        raise ForbiddenError(f"session {existing.id} belongs to another account (user {existing.user})")
+    session: Session | None = existing
     if not dry_run:
-        tx.put_session(session)
-        _session_event(tx, "share" if shared else "grant", session, in_use + (0 if shared else 1),
-                       expires=iso(session.expires),
-                       terminal=session.terminal or None, seat_project=seat_project, lease=lease)
-    return Outcome(True, pool.name, request.feature, seat.key, session, shared, reason, issued,
-                   in_use + (0 if shared else 1), holders=[h.id for h in holders])
+        lease = existing.lease if request.lease is None else request.lease
+        event: Refresh = {"event": "refresh", **_stamp(tx), "pool": existing.pool,  # type: ignore[typeddict-item]
+                          "feature": existing.feature, "session": existing.id, "lease": lease, "retry": True,
+                          "reattached": True if existing.detached else None}
+        session = commit(tx, event)
+    return Outcome(
+        True, pool.name, existing.feature, existing.seat, session, existing.shared,
+        "this session already holds its seat (retry): same grant, lease renewed",
+        pool.issued(existing.feature), tx.seats_in_use(pool.name, existing.feature), retry=True,
+    )
+
+
+def acquire_waiting(
+    open_transaction: Callable[[], ContextManager[Transaction]],
+    request: Request,
+    wait: float,
+    sleep: Callable[[float], None] | None = None,
+    monotonic: Callable[[], float] | None = None,
+) -> Outcome:
+    """Acquire, and while denied keep asking for ``wait`` seconds, one transaction per attempt.
+
+    Only the last attempt journals its denial. The wait between attempts doubles from 0.1 s to 1 s.
+    """
+    import time
+
+    sleep = sleep or time.sleep
+    monotonic = monotonic or time.monotonic
+    deadline = monotonic() + wait
+    delay = 0.1
+    while True:
+        last_try = monotonic() >= deadline
+        with open_transaction() as tx:
+            outcome = acquire(tx, request, journal_denial=last_try)
+        if outcome.granted or last_try:
+            return outcome
+        sleep(min(delay, max(0.0, deadline - monotonic())))
+        delay = min(delay * 2, 1.0)
 
 
 # --------------------------------------------------------------------------- ending and extending
@@ -461,7 +483,10 @@ def _lookup(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tupl
     found, missing = [], []
     for session_id in ids:
         session = tx.get_session(session_id) if isinstance(session_id, str) and session_id.isprintable() else None
-        (found.append(session) if session else missing.append(session_id))
+        if session is None:
+            missing.append(session_id)
+        else:
+            found.append(session)
     if uid is not None:
         for session in found:
             if session.uid is not None and session.uid != uid:
@@ -471,48 +496,44 @@ def _lookup(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tupl
 
 def release(
     tx: Transaction, ids: Iterable[str], actor: str | None = None, uid: int | None = None
-) -> tuple[list[Session], list[str]]:
-    """End sessions now; returns (released, unknown ids). The seat frees with its last session.
-
-    ``uid`` restricts it to that account's sessions (see :func:`_lookup`).
-    """
+) -> Handled:
+    """End sessions now. The seat frees with its last session. ``uid``: only that account's sessions."""
     found, missing = _lookup(tx, ids, uid)
-    for session in found:
-        _end_session(tx, session, "release", by=actor)
-    return found, missing
+    freed = frozenset(s.id for s in found if _end(tx, s, "release", by=actor))
+    return Handled(found, missing, freed)
 
 
-def detach(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tuple[list[Session], list[str]]:
+def detach(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> Handled:
     """The user agent went away: keep each session until its pool's detach timeout, then free it."""
     found, missing = _lookup(tx, ids, uid)
+    done, freed = [], set()
     for session in found:
         pool = get_pool(tx, session.pool)
         linger = int(pool.options.get(rule_of(pool).DETACH_OPTION, "0"))
+        event: Detach = {"event": "detach", **_stamp(tx), **_session_fields(session)}  # type: ignore[typeddict-item]
+        event["linger"] = linger
         if linger == 0:
-            _end_session(tx, session, "detach", reason="no detach timeout: seat freed now")
-            continue
-        session.detached = True
-        session.expires = tx.now + linger
-        tx.put_session(session)
-        _session_event(tx, "detach", session, expires=iso(session.expires))
-    return found, missing
+            event["reason"] = "no detach timeout: seat freed now"
+        changed = commit(tx, event)
+        done.append(changed or session)
+        if changed is None and tx.count_seat_sessions(session.pool, session.feature, session.seat) == 0:
+            freed.add(session.id)
+    return Handled(done, missing, frozenset(freed))
 
 
-def refresh(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tuple[list[Session], list[str]]:
+def refresh(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> Handled:
     """Extend leases by each session's lease; unknown, expired or detached ids are returned as missing."""
     found, missing = _lookup(tx, ids, uid)
-    refreshed = []
+    done, detached = [], set()
     for session in found:
         if session.detached:
             missing.append(session.id)
+            detached.add(session.id)
             continue
-        session.refreshed = tx.now
-        session.expires = None if session.lease == 0 else tx.now + session.lease
-        tx.put_session(session)
-        record_event(tx, "refresh", pool=session.pool, feature=session.feature, session=session.id,
-               expires=iso(session.expires))
-        refreshed.append(session)
-    return refreshed, missing
+        event: Refresh = {"event": "refresh", **_stamp(tx), "pool": session.pool,  # type: ignore[typeddict-item]
+                          "feature": session.feature, "session": session.id}
+        done.append(commit(tx, event) or session)
+    return Handled(done, missing, detached=frozenset(detached))
 
 
 def remove(
@@ -522,12 +543,12 @@ def remove(
     host: str | None = None,
     pool: str | None = None,
     actor: str | None = None,
-) -> tuple[list[Session], list[str]]:
+    machine: Host = SYSTEM,
+) -> Handled:
     """Admin forced release (lmremove) by ids, and every session of a user or client host.
 
     With ``pool``, ids of sessions in other pools are reported as not found.
     """
-    actor = actor or login_user()
     found, missing = _lookup(tx, ids)
     if pool is not None:
         validate.name(pool, "--pool")
@@ -537,80 +558,6 @@ def remove(
         criteria = {k: v for k, v in (("user", user), ("host", host), ("pool", pool)) if v is not None}
         found.extend(tx.find_sessions(**criteria))
     found = list({s.id: s for s in found}.values())
-    for session in found:
-        _end_session(tx, session, "remove", by=actor)
-    return found, missing
-
-
-# --------------------------------------------------------------------------- listings
-def _pools(tx: Transaction, pool: str | None) -> list[Pool]:
-    return [get_pool(tx, pool)] if pool else tx.list_pools()
-
-
-def pool_features(pool: Pool, tx: Transaction) -> list[str]:
-    """Every feature of the pool's product, or for generic every feature issued, reserved or used."""
-    rule = rule_of(pool)
-    if rule.FEATURES:
-        return list(rule.FEATURES)
-    names = {lic.feature for lic in pool.licenses}
-    for per_feature in pool.reservations.values():
-        names.update(per_feature)
-    names.update(s.feature for s in tx.find_sessions(pool=pool.name))
-    return sorted(names)
-
-
-def info(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
-    """Per pool and feature: issued, in use, reserved, free, sessions (the ``info`` JSON shape)."""
-    rows = []
-    for p in _pools(tx, pool):
-        for feature in pool_features(p, tx):
-            issued = p.issued(feature)
-            in_use = tx.seats_in_use(p.name, feature)
-            rows.append({
-                "pool": p.name,
-                "product": p.product,
-                "feature": feature,
-                "issued": issued,
-                "in_use": in_use,
-                "reserved": sum(p.reserved(feature).values()),
-                "free": issued - in_use,
-                "sessions": len(tx.find_sessions(pool=p.name, feature=feature)),
-            })
-    return rows
-
-
-def users(tx: Transaction, pool: str | None = None, feature: str | None = None) -> list[dict[str, Any]]:
-    """One row per seat in use: who holds it, from where, since when (the ``users`` JSON shape)."""
-    criteria = {k: v for k, v in (("pool", pool), ("feature", feature)) if v is not None}
-    if pool:
-        checked = get_pool(tx, pool)
-        if feature is not None:
-            check_feature(rule_of(checked), feature)
-    seats: dict[tuple[str, str, str], list[Session]] = {}
-    for session in tx.find_sessions(**criteria):
-        seats.setdefault((session.pool, session.feature, session.seat), []).append(session)
-    rows = []
-    for (pool_name, feature_name, seat), sessions in sorted(seats.items()):
-        expiries = [s.expires for s in sessions]
-        rows.append({
-            "pool": pool_name,
-            "feature": feature_name,
-            "seat": seat,
-            "users": sorted({s.user for s in sessions}),
-            "hosts": sorted({s.host for s in sessions}),
-            "sessions": [s.id for s in sessions],
-            "since": iso(min(s.started for s in sessions)),
-            "expires": None if None in expiries else iso(max(expiries)),
-            "project": sessions[0].seat_project,
-            "detached": all(s.detached for s in sessions),
-        })
-    return rows
-
-
-def session_doc(session: Session) -> dict[str, Any]:
-    """A session as JSON output: the stored attributes with times in ISO 8601."""
-    doc = session.to_doc()
-    for key in ("started", "refreshed", "expires"):
-        doc[key] = iso(doc[key])
-    doc["session"] = doc.pop("id")
-    return doc
+    who = _actor(machine, actor)
+    freed = frozenset(s.id for s in found if _end(tx, s, "remove", **who))
+    return Handled(found, missing, freed)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from lictools import engine
+from lictools import engine, events
+from lictools.admission import admit, shared_capacity
 from lictools.errors import LictoolsError
 from lictools.model import Request, Session
 from lictools.stores.api import Transaction
@@ -23,6 +24,7 @@ def _who(session: Session) -> str:
 
 
 def _request_of(session: Session) -> Request:
+    """The request that would give this session: its own attributes."""
     return Request(
         pool=session.pool, feature=session.feature, session=session.id, user=session.user, host=session.host,
         node=session.node, terminal=session.terminal, app=session.app, project=session.project,
@@ -40,7 +42,8 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
     pool = engine.get_pool(tx, session.pool)
     rule = engine.rule_of(pool)
 
-    # the rule's reason for this key, asked again with the session's own attributes
+    # the rule's reason for this key: the rule is pure, so asking it again with the session's own
+    # attributes gives the key the session holds, unless the pool's options changed since
     why, now_key = None, None
     try:
         seat = rule.seat_key(_request_of(session), pool, tx)
@@ -78,7 +81,7 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
         holders_text = f"only this session holds seat {session.seat}"
         after = f"if it ends, seat {session.seat} is freed ({free + 1} of {issued} free)"
 
-    ok, next_why = engine.admit(issued, reservations, usage, session.project)
+    ok, next_why = admit(issued, reservations, usage, session.project)
     next_seat = {"granted": ok, "reason": next_why}
     for_project = f" for project {session.project}" if session.project else ""
     next_text = (
@@ -89,7 +92,7 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
     seats_text = f"{session.feature} in pool {pool.name}: {issued} issued, {in_use} in use, {free} free"
     if reserved:
         seats_text += ", reserved " + ", ".join(f"{n} for {p}" for p, n in sorted(reservations.items()))
-        seats_text += f" (shared seats: {max(0, issued - reserved)})"
+        seats_text += f" (shared seats: {shared_capacity(issued, reservations)})"
 
     if session.detached:
         lease_text = f"detached: keeps its seat until {iso(session.expires)}, then the seat is freed"
@@ -97,9 +100,9 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
         lease_text = "never expires (lease 0): ends by release, remove or gc --check-pids"
     else:
         lease_text = f"expires {iso(session.expires)} unless refreshed (lease {session.lease} s)"
-        interval = pool.options.get("refresh_interval")
-        if interval:
-            lease_text += f"; clients are expected to refresh every {interval} s"
+        advice = rule.lease_advice(pool)
+        if advice:
+            lease_text += f"; {advice}"
 
     attrs = [f"user {session.user}", f"host {session.host}", f"node {session.node}"]
     if session.terminal:
@@ -155,18 +158,20 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
     }
 
 
-_END_EVENTS = {"deny", "grant", "share", "release", "expire", "remove", "detach"}
+def explain_ended(journal: Iterable[dict[str, Any]], session_id: str) -> dict[str, Any] | None:
+    """What the journal says about a session that is not live, or None when it never appeared.
 
-
-def explain_ended(events: Iterable[dict[str, Any]], session_id: str) -> dict[str, Any] | None:
-    """What the journal says about a session that is not live, or None when it never appeared."""
+    The last grant, share or denial of the id, and the event that ended it after that.
+    """
     last: dict[str, Any] | None = None
     start: dict[str, Any] | None = None
-    for event in events:
-        if event.get("session") != session_id or event.get("event") not in _END_EVENTS:
+    for event in journal:
+        if event.get("session") != session_id:
             continue
-        if event["event"] in ("grant", "share"):
+        if event.get("event") in ("grant", "share"):
             start = event
+        elif event.get("event") != "deny" and not events.ends_session(event):
+            continue
         last = event
     if last is None:
         return None

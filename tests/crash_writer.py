@@ -31,6 +31,8 @@ import os
 import random
 import sys
 
+from lictools.admission import shared_used
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 POOLS = {
@@ -76,8 +78,6 @@ def setup(path: str) -> None:
                 engine.reserve(tx, pool, project, "f", count)
 
 
-def shared_used(usage, reserved):
-    return sum(max(0, used - (reserved.get(p, 0) if p else 0)) for p, used in usage.items())
 
 
 def serve(path: str) -> int:

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from lictools import engine
+from lictools.host import SYSTEM
 from lictools.errors import NotFoundError, UsageError
 from lictools.model import Request
 
@@ -78,7 +79,7 @@ def test_seat_freed_with_its_last_session(tx):
         assert t.seats_in_use("p", "f") == 1
         assert not engine.acquire(t, req(session="c", user="bob")).granted
     with tx() as t:
-        released, missing = engine.release(t, ["b", "nope"])
+        released, missing, *_ = engine.release(t, ["b", "nope"])
         assert [s.id for s in released] == ["b"] and missing == ["nope"]
         assert t.seats_in_use("p", "f") == 0
         assert engine.acquire(t, req(session="c", user="bob")).granted
@@ -123,14 +124,14 @@ def test_refresh_extends_and_reports_unknown(tx, clock):
         engine.acquire(t, req(session="a"))
     clock.advance(50)
     with tx() as t:
-        done, missing = engine.refresh(t, ["a", "ghost"])
+        done, missing, *_ = engine.refresh(t, ["a", "ghost"])
         assert [s.id for s in done] == ["a"] and missing == ["ghost"]
     clock.advance(50)
     with tx() as t:
         assert t.get_session("a") is not None
     clock.advance(11)
     with tx() as t:
-        done, missing = engine.refresh(t, ["a"])
+        done, missing, *_ = engine.refresh(t, ["a"])
         assert done == [] and missing == ["a"]
 
 
@@ -140,7 +141,7 @@ def test_detach_keeps_seat_until_linger_then_frees(tx, clock):
         engine.acquire(t, req(session="a"))
         engine.detach(t, ["a"])
         assert t.get_session("a").detached
-        done, missing = engine.refresh(t, ["a"])
+        done, missing, *_ = engine.refresh(t, ["a"])
         assert missing == ["a"], "a detached session cannot be refreshed back"
     clock.advance(299)
     with tx() as t:
@@ -165,9 +166,9 @@ def test_remove_by_user_and_host_is_journaled_with_actor(tx, store):
         engine.acquire(t, req(session="b", user="alice", host="h2"))
         engine.acquire(t, req(session="c", user="bob", host="h2"))
     with tx() as t:
-        removed, _ = engine.remove(t, user="alice", actor="admin")
+        removed, _, *_ = engine.remove(t, user="alice", actor="admin")
         assert sorted(s.id for s in removed) == ["a", "b"]
-        removed, _ = engine.remove(t, host="h2", actor="admin")
+        removed, _, *_ = engine.remove(t, host="h2", actor="admin")
         assert [s.id for s in removed] == ["c"]
     removals = [e for e in store.read_journal() if e["event"] == "remove"]
     assert len(removals) == 3 and all(e["by"] == "admin" for e in removals)
@@ -239,7 +240,7 @@ def test_gc_check_pids_drops_dead_local_processes(tx):
     make_pool(tx, seats=3)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    node = engine.this_node()
+    node = SYSTEM.node()
     with tx() as t:
         engine.acquire(t, req(session="alive", node=node, pid=os.getpid()))
         engine.acquire(t, req(session="dead", node=node, pid=dead.pid))

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from lictools import engine
-from lictools.cli.reserve import MAX_XML_BYTES, parse_projects_startup
+from lictools.rules.magic_xpa import MAX_RESERVATION_FILE as MAX_XML_BYTES
+from lictools.rules.magic_xpa import parse_reservation_file as parse_projects_startup
 from lictools.errors import UsageError
 from lictools.explain import explain_ended, explain_session
 from lictools.model import Request

@@ -35,6 +35,7 @@ off unless LICTOOLS_PROPERTY_SHRINK=1.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -332,13 +333,13 @@ class EngineMachine(RuleBasedStateMachine):
     def acquire_like_a_live_session(self, data) -> None:
         """A new session with the attributes of a live one (and for genero its RUN child): same key or not."""
         like = self.model.live[data.draw(st.sampled_from(sorted(self.model.live)), label="like")]
-        req = self.random_request(data)
-        req.feature = like.feature
+        req = dataclasses.replace(self.random_request(data), feature=like.feature)
         for attr in ("user", "host", "node", "terminal", "app", "client", "monitor"):
             if data.draw(st.integers(0, 4), label=f"same {attr}"):
-                setattr(req, attr, getattr(like, attr))
+                req = dataclasses.replace(req, **{attr: getattr(like, attr)})
         if self.PRODUCT == "genero":
-            req.parent = data.draw(st.sampled_from([like.id, like.root, like.parent, None]), label="parent")
+            parent = data.draw(st.sampled_from([like.id, like.root, like.parent, None]), label="parent")
+            req = dataclasses.replace(req, parent=parent)
         self.acquire_one(req)
 
     def acquire_one(self, req: Request) -> None:
@@ -421,7 +422,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def release(self, data) -> None:
         sid = self.pick_id(data)
-        (done, missing), _ = self.run(lambda tx: engine.release(tx, [sid], actor="prop"))
+        (done, missing, *_), _ = self.run(lambda tx: engine.release(tx, [sid], actor="prop"))
         self.model.reap(self.now)
         assert [s.id for s in done] == ([sid] if sid in self.model.live else [])
         self.model.live.pop(sid, None)
@@ -430,7 +431,7 @@ class EngineMachine(RuleBasedStateMachine):
     def detach(self, data) -> None:
         sid = self.pick_id(data)
         linger = int(self.pool().options.get(self.rule.DETACH_OPTION, "0"))
-        (done, missing), _ = self.run(lambda tx: engine.detach(tx, [sid]))
+        (done, missing, *_), _ = self.run(lambda tx: engine.detach(tx, [sid]))
         self.model.reap(self.now)
         assert [s.id for s in done] == ([sid] if sid in self.model.live else [])
         if sid in self.model.live:
@@ -443,7 +444,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def refresh(self, data) -> None:
         sid = self.pick_id(data)
-        (done, missing), _ = self.run(lambda tx: engine.refresh(tx, [sid]))
+        (done, missing, *_), _ = self.run(lambda tx: engine.refresh(tx, [sid]))
         self.model.reap(self.now)
         s = self.model.live.get(sid)
         if s is None or s.detached:
@@ -454,7 +455,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(user=st.sampled_from(USERS))
     def admin_remove(self, user) -> None:
-        (done, missing), _ = self.run(lambda tx: engine.remove(tx, user=user, actor="admin"))
+        (done, missing, *_), _ = self.run(lambda tx: engine.remove(tx, user=user, actor="admin"))
         self.model.reap(self.now)
         gone = sorted(s.id for s in self.model.live.values() if s.user == user)
         assert sorted(s.id for s in done) == gone

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from lictools import engine
+from lictools import engine, views
+from lictools.host import SYSTEM
 from lictools.errors import UsageError
 from lictools.model import Request
 from lictools.rules import get_rule
@@ -22,13 +23,13 @@ def make(dev: int = 5, mom: int = 5, **options: str) -> MemoryTransaction:
 
 def ask(tx, feature: str, node: str = "BMC1", host: str | None = None, terminal: bool = False,
         user: str = "alice", session: str | None = None, app: str | None = None):
-    request = Request(pool="batch", feature=feature, session=session or engine.new_session_id(), user=user,
+    request = Request(pool="batch", feature=feature, session=session or SYSTEM.new_id(), user=user,
                       host=host or node, node=node, terminal=terminal, app=app)
     return engine.acquire(tx, request)
 
 
 def seats(tx, feature: str) -> list[str]:
-    return sorted(row["seat"] for row in engine.users(tx, "batch", feature))
+    return sorted(row["seat"] for row in views.users(tx, "batch", feature))
 
 
 def later(tx: MemoryTransaction, seconds: float) -> MemoryTransaction:
@@ -220,7 +221,7 @@ def test_refresh_every_five_minutes_keeps_the_seat_missing_refreshes_frees_it():
     t = tx
     for _ in range(5):  # 25 minutes, refreshing every 5
         t = later(t, 300)
-        refreshed, missing = engine.refresh(t, [kept])
+        refreshed, missing, *_ = engine.refresh(t, [kept])
         assert missing == [] and len(refreshed) == 1
     assert t.get_session(kept) is not None
     assert t.get_session(lost) is None  # 1200 s without a refresh: reclaimed

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from lictools import engine
+from lictools import engine, views
+from lictools.host import SYSTEM
 from lictools.errors import NotFoundError, UsageError
 from lictools.model import Request
 from lictools.rules import get_rule
@@ -25,7 +26,7 @@ def make(runtime: int = 10, **options: str) -> MemoryTransaction:
 
 def dvm(tx, client: str | None = "gwc", parent: str | None = None, monitor: str | None = None,
         host: str = "pc1", user: str = "alice", session: str | None = None, pool: str = "g"):
-    request = Request(pool=pool, feature=None, session=session or engine.new_session_id(), user=user, host=host,
+    request = Request(pool=pool, feature=None, session=session or SYSTEM.new_id(), user=user, host=host,
                       node="appsrv", client=client, parent=parent, monitor=monitor)
     return engine.acquire(tx, request)
 
@@ -35,7 +36,7 @@ def in_use(tx) -> int:
 
 
 def seats(tx) -> list[str]:
-    return sorted(row["seat"] for row in engine.users(tx, "g"))
+    return sorted(row["seat"] for row in views.users(tx, "g"))
 
 
 def later(tx: MemoryTransaction, seconds: float) -> MemoryTransaction:
@@ -259,7 +260,7 @@ def test_child_joins_the_root_seat_after_the_parent_root_has_exited():
     late = dvm(tx, "gwc", parent=root.id)         # RUN WITHOUT WAITING issued before the exit
     assert late.granted and late.shared and late.seat == f"dvm:{root.id}"
     assert tx.get_session(late.session.id).root == root.id
-    assert in_use(tx) == 1 and first.id in engine.users(tx, "g")[0]["sessions"]
+    assert in_use(tx) == 1 and first.id in views.users(tx, "g")[0]["sessions"]
 
 
 def test_child_joins_the_root_seat_after_an_intermediate_parent_has_exited():

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from lictools import engine
+from lictools import engine, views
+from lictools.host import SYSTEM
 from lictools.errors import UsageError
 from lictools.model import Request
 from lictools.rules import get_rule
@@ -25,13 +26,13 @@ def make(threads: int = 0, ria: int = 0, web: int = 0, **options: str) -> Memory
 
 def client(tx, feature: str, host: str = "pc1", app: str | None = "A", project: str | None = None,
            session: str | None = None):
-    request = Request(pool="m", feature=feature, session=session or engine.new_session_id(), user="u",
+    request = Request(pool="m", feature=feature, session=session or SYSTEM.new_id(), user="u",
                       host=host, node="appsrv", app=app, project=project)
     return engine.acquire(tx, request)
 
 
 def seats(tx, feature: str) -> list[str]:
-    return sorted(row["seat"] for row in engine.users(tx, "m", feature))
+    return sorted(row["seat"] for row in views.users(tx, "m", feature))
 
 
 def test_rule_module_interface():
@@ -209,7 +210,7 @@ def test_info_shows_reserved_and_free():
     tx = make(ria=5)
     engine.reserve(tx, "m", "Orders", "ria", 2)
     client(tx, "ria", project="Orders")
-    row = [r for r in engine.info(tx, "m") if r["feature"] == "ria"][0]
+    row = [r for r in views.info(tx, "m") if r["feature"] == "ria"][0]
     assert (row["issued"], row["in_use"], row["reserved"], row["free"]) == (5, 1, 2, 4)
 
 

@@ -23,7 +23,7 @@ from lictools.cli.options import SECONDS
 @click.option("--app", help="Application name.")
 @click.option("--project", help="Project (reservations are per project).")
 @click.option("--parent", help="Parent session (Genero RUN / RUN WITHOUT WAITING shares its root's seat).")
-@click.option("--client", help="Client kind (Genero: gdc, gjc, gdc-http, gdcax, gwc, gbc, gjc-http, gjc-applet, tui).")
+@click.option("--client", help="Client kind, for products that count by it (see 'man lictools-products').")
 @click.option("--monitor", help="Front-end monitor id (Genero direct mode: one seat per monitor).")
 @click.option("--pid", type=click.IntRange(1, 2**31 - 1), help="Process id of the client on --node (for gc --check-pids).")
 @click.option("--lease", type=click.IntRange(0, 315_360_000), help="Seconds before the session expires without a refresh (0: never).")
@@ -35,28 +35,23 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
             dry_run: bool) -> None:
     """Ask for a seat in POOL; prints the session id (exit 3 when denied)."""
     import os
-    import time
 
     from lictools import engine
     from lictools.errors import DeniedError
+    from lictools.host import SYSTEM
     from lictools.model import Request
 
-    node = node or engine.this_node()
+    node = node or SYSTEM.node()
     request = Request(
-        pool=pool, feature=feature, session=session or engine.new_session_id(), user=user or engine.login_user(),
+        pool=pool, feature=feature, session=session or SYSTEM.new_id(), user=user or SYSTEM.login_user(),
         host=host or node, node=node, terminal=terminal, app=app, project=project, parent=parent,
         client=client, monitor=monitor, pid=pid, lease=lease, uid=os.geteuid(),
     )
-    deadline = time.monotonic() + wait
-    delay = 0.1
-    while True:
-        last_try = dry_run or time.monotonic() >= deadline
+    if dry_run:
         with transaction() as tx:
-            outcome = engine.acquire(tx, request, dry_run=dry_run, journal_denial=last_try)
-        if outcome.granted or last_try:
-            break
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 1.0)
+            outcome = engine.acquire(tx, request, dry_run=True)
+    else:
+        outcome = engine.acquire_waiting(transaction, request, wait)
 
     fmt = settings().fmt
     doc = outcome.to_doc()
@@ -72,7 +67,7 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
     elif outcome.granted:
         from lictools.output import emit_object
 
-        emit_object(doc, fmt, plain=outcome.session.id)
+        emit_object(doc, fmt, plain=doc["session"])
     elif fmt != "table":
         from lictools.output import emit_object
 

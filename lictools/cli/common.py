@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import click
 
 from lictools.errors import NotFoundError
+from lictools.model import Session
 from lictools.stores.api import Transaction
+
+if TYPE_CHECKING:
+    from lictools.engine import Handled
+    from lictools.stores.api import Store
 
 
 class Settings:
@@ -18,24 +23,33 @@ class Settings:
         self.state = state
         self.fmt = fmt
         self.lock_timeout = lock_timeout
-        self.reaped: list = []
-        self.store = None
+        self.reaped: list[Session] = []
+        self.store: Store | None = None
 
 
 def settings() -> Settings:
-    return click.get_current_context().find_object(Settings)
+    found = click.get_current_context().find_object(Settings)
+    assert found is not None, "the lictools group sets the settings"
+    return found
+
+
+def store() -> Store:
+    """The store of ``--state`` (opened once per command)."""
+    s = settings()
+    if s.store is None:
+        from lictools.stores import open_store
+
+        s.store = open_store(s.state, s.lock_timeout)
+    return s.store
 
 
 @contextmanager
 def transaction() -> Iterator[Transaction]:
     """Open the state, reap expired leases, yield the transaction; commit on success."""
     from lictools import engine
-    from lictools.stores import open_store
 
-    s = settings()
-    s.store = open_store(s.state, s.lock_timeout)
-    with s.store.transaction() as tx:
-        s.reaped = engine.reap(tx)
+    with store().transaction() as tx:
+        settings().reaped = engine.reap(tx)
         yield tx
 
 
@@ -43,7 +57,7 @@ def require_admin(tx: Transaction, action: str) -> None:
     """Exit 7 unless the caller is root, the state's owner or in its admin group."""
     from lictools.permissions import require_admin as check
 
-    check(settings().store.owner_uid(), tx.get_settings().get("admin_group"), action)
+    check(store().owner_uid(), tx.get_settings().get("admin_group"), action)
 
 
 def own_sessions_only(tx: Transaction) -> int | None:
@@ -52,7 +66,7 @@ def own_sessions_only(tx: Transaction) -> int | None:
 
     from lictools.permissions import is_admin
 
-    if is_admin(settings().store.owner_uid(), tx.get_settings().get("admin_group")):
+    if is_admin(store().owner_uid(), tx.get_settings().get("admin_group")):
         return None
     return os.geteuid()
 
@@ -66,7 +80,7 @@ def warn(message: str) -> None:
     click.echo(f"lictools: {message}", err=True)
 
 
-def report_missing(missing: Iterable[str], detached: set[str] = frozenset()) -> None:
+def report_missing(missing: Iterable[str], detached: frozenset[str] = frozenset()) -> None:
     """One stderr line per id that was not found (or is detached); exit 4 when there was any."""
     lines = []
     for session_id in missing:
@@ -82,7 +96,7 @@ def report_missing(missing: Iterable[str], detached: set[str] = frozenset()) -> 
 
 
 def end_sessions(
-    action: Callable[..., tuple[list, list]], ids: tuple[str, ...], verb: str, own_only: bool = True, **kwargs: Any
+    action: Callable[..., Handled], ids: tuple[str, ...], verb: str, own_only: bool = True, **kwargs: Any
 ) -> None:
     """Run release/detach/refresh/remove on ``ids`` and print one row per session handled.
 
@@ -94,23 +108,21 @@ def end_sessions(
     with transaction() as tx:
         if own_only:
             kwargs["uid"] = own_sessions_only(tx)
-        done, missing = action(tx, ids, **kwargs)
-        detached = {
-            i for i in missing if isinstance(i, str) and i.isprintable() and getattr(tx.get_session(i), "detached", False)
+        handled = action(tx, ids, **kwargs)
+    ended = verb in ("released", "removed")
+    rows = [
+        {
+            "session": s.id,
+            "pool": s.pool,
+            "feature": s.feature,
+            "seat": s.seat,
+            "user": s.user,
+            "action": verb,
+            "seat_freed": s.id in handled.freed,
+            "expires": None if ended or s.id in handled.freed else iso(s.expires),
         }
-        rows = [
-            {
-                "session": s.id,
-                "pool": s.pool,
-                "feature": s.feature,
-                "seat": s.seat,
-                "user": s.user,
-                "action": verb,
-                "seat_freed": tx.count_seat_sessions(s.pool, s.feature, s.seat) == 0,
-                "expires": iso(live.expires) if (live := tx.get_session(s.id)) else None,
-            }
-            for s in done
-        ]
+        for s in handled.done
+    ]
     fmt = settings().fmt
     if fmt == "table":
         for row in rows:
@@ -119,4 +131,4 @@ def end_sessions(
             click.echo(f"{verb} {row['session']} ({row['pool']}/{row['feature']} seat {row['seat']}: {freed}{until})")
     else:
         emit_rows(rows, ["session", "pool", "feature", "seat", "user", "action", "seat_freed", "expires"], fmt)
-    report_missing(missing, detached)
+    report_missing(handled.missing, handled.detached)

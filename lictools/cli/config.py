@@ -26,10 +26,9 @@ def config(key: str | None, value: str | None) -> None:
                 from lictools.permissions import check_group
 
                 check_group(value)
-            tx.put_setting(key, value or None)
-            from lictools.engine import login_user, record_event
+            from lictools.engine import set_setting
 
-            record_event(tx, "config", key=key, value=value or None, by=login_user())
+            set_setting(tx, key, value or None)
         current = tx.get_settings()
     rows = [{"key": k, "value": current.get(k), "meaning": meaning} for k, meaning in SETTINGS.items() if key in (None, k)]
     emit_rows(rows, ["key", "value", "meaning"], settings().fmt)

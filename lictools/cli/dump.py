@@ -12,21 +12,8 @@ def dump() -> None:
     """Print every pool and live session as one JSON document."""
     import json
 
-    from lictools import engine
+    from lictools import views
 
     with transaction() as tx:
-        doc = {
-            "pools": [_pool_doc(p) for p in tx.list_pools()],
-            "sessions": [engine.session_doc(s) for s in tx.find_sessions()],
-        }
+        doc = views.dump(tx)
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
-
-
-def _pool_doc(pool):  # type: ignore[no-untyped-def]
-    from lictools.timeutil import iso
-
-    doc = pool.to_doc()
-    doc["created"] = iso(doc["created"])
-    for lic in doc["licenses"]:
-        lic["loaded"] = iso(lic["loaded"])
-    return doc

@@ -45,22 +45,22 @@ def info(words: tuple[str, ...], pool_option: str | None, to_stderr: bool) -> No
         _users_listing(pool, to_stderr)
         return
 
-    from lictools import engine
+    from lictools import views
     from lictools.output import emit_rows
 
     with transaction() as tx:
-        rows = engine.info(tx, pool)
+        rows = views.info(tx, pool)
     emit_rows(rows, COLUMNS, settings().fmt)
 
 
 def _users_listing(pool: str | None, to_stderr: bool) -> None:
     import sys
 
-    from lictools.output import emit_rows
-    from lictools.output import fglwrt
+    from lictools import views
+    from lictools.output import emit_rows, fglwrt
 
     with transaction() as tx:
-        blocks = fglwrt.collect(tx, pool)
+        blocks = views.listing(tx, pool)
     out = sys.stderr if to_stderr else sys.stdout
     fmt = settings().fmt
     if fmt == "json":

@@ -6,6 +6,8 @@ import click
 
 from lictools.cli.common import example, require_admin, settings, transaction, warn
 from lictools.cli.options import KEY_VALUE
+from lictools.model import Pool
+from lictools.rules import RULES
 
 
 @click.group(epilog=example("lictools pool add genero-prod --product genero --license runtime=50", "lictools pool list"))
@@ -24,13 +26,14 @@ def _license_counts(values: tuple[tuple[str, str], ...]) -> dict[str, int]:
     "lictools pool add cad --product generic --license solver=10 --option share=user,host",
 ))
 @click.argument("name")
-@click.option("--product", required=True, help="Counting rule: generic, aveva-batch, genero, magic-xpa.")
+@click.option("--product", required=True, help=f"Counting rule: {', '.join(RULES)}.")
 @click.option("--license", "licenses", type=KEY_VALUE, multiple=True, metavar="FEATURE=COUNT",
               help="Issued seats for a feature (serial initial-FEATURE). Repeatable.")
 @click.option("--option", "options", type=KEY_VALUE, multiple=True, metavar="KEY=VALUE",
               help="Pool option (lease, linger, share, user_agent_timeout, version ...). Repeatable.")
 @click.option("--exist-ok", is_flag=True, help="Succeed quietly when the pool already exists with this product.")
-def add(name: str, product: str, licenses: tuple, options: tuple, exist_ok: bool) -> None:
+def add(name: str, product: str, licenses: tuple[tuple[str, str], ...], options: tuple[tuple[str, str], ...],
+        exist_ok: bool) -> None:
     """Create pool NAME counting seats with the rules of --product."""
     from lictools import engine
 
@@ -48,20 +51,11 @@ def list_() -> None:
     _show(pools)
 
 
-def _show(pools: list) -> None:
+def _show(pools: list[Pool]) -> None:
+    from lictools import views
     from lictools.output import emit_rows
-    from lictools.timeutil import iso
 
-    rows = [
-        {
-            "pool": p.name,
-            "product": p.product,
-            "issued": {f: p.issued(f) for f in dict.fromkeys(lic.feature for lic in p.licenses)},
-            "options": p.options,
-            "created": iso(p.created),
-        }
-        for p in pools
-    ]
+    rows = [views.pool_row(p) for p in pools]
     if settings().fmt == "table":
         for row in rows:
             row["issued"] = " ".join(f"{f}={n}" for f, n in row["issued"].items()) or "-"
@@ -73,36 +67,22 @@ def _show(pools: list) -> None:
 @click.argument("name")
 def show(name: str) -> None:
     """Show one pool: options, loaded serials, reservations, and per-feature counts."""
-    from lictools import engine
+    from lictools import views
     from lictools.output import emit_object
-    from lictools.timeutil import iso
 
     with transaction() as tx:
-        p = engine.get_pool(tx, name)
-        counts = engine.info(tx, name)
-    doc = {
-        "pool": p.name,
-        "product": p.product,
-        "created": iso(p.created),
-        "options": p.options,
-        "licenses": [
-            {"serial": l.serial, "feature": l.feature, "count": l.count, "host_lock": l.host_lock, "loaded": iso(l.loaded)}
-            for l in p.licenses
-        ],
-        "reservations": p.reservations,
-        "features": counts,
-    }
+        doc = views.pool_detail(tx, name)
     if settings().fmt != "table":
         emit_object(doc, settings().fmt)
         return
-    click.echo(f"pool     : {p.name}\nproduct  : {p.product}\ncreated  : {doc['created']}")
-    click.echo("options  : " + " ".join(f"{k}={v}" for k, v in p.options.items()))
+    click.echo(f"pool     : {doc['pool']}\nproduct  : {doc['product']}\ncreated  : {doc['created']}")
+    click.echo("options  : " + " ".join(f"{k}={v}" for k, v in doc["options"].items()))
     for lic in doc["licenses"]:
         lock = f" host-locked to {lic['host_lock']}" if lic["host_lock"] else ""
         click.echo(f"license  : serial {lic['serial']} {lic['feature']}={lic['count']}{lock}")
-    for project, per_feature in sorted(p.reservations.items()):
+    for project, per_feature in sorted(doc["reservations"].items()):
         click.echo(f"reserved : {project} " + " ".join(f"{f}={n}" for f, n in per_feature.items()))
-    for row in counts:
+    for row in doc["features"]:
         click.echo(
             f"feature  : {row['feature']} issued {row['issued']}, in use {row['in_use']}, "
             f"reserved {row['reserved']}, free {row['free']}, sessions {row['sessions']}"
@@ -113,7 +93,7 @@ def show(name: str) -> None:
 @click.argument("name")
 @click.option("--option", "options", type=KEY_VALUE, multiple=True, required=True, metavar="KEY=VALUE",
               help="Pool option to change. Repeatable.")
-def set_(name: str, options: tuple) -> None:
+def set_(name: str, options: tuple[tuple[str, str], ...]) -> None:
     """Change options of pool NAME."""
     from lictools import engine
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
+from typing import TYPE_CHECKING
+
 from lictools.cli.common import end_sessions, example
+
+if TYPE_CHECKING:
+    from lictools.engine import Handled
+    from lictools.stores.api import Transaction
 
 
 @click.command(epilog=example("lictools remove 3f9a0c12d4e5b6a7", "lictools remove --user alice --pool genero-prod"))
@@ -21,7 +27,7 @@ def remove(sessions: tuple[str, ...], user: str | None, host: str | None, pool: 
     end_sessions(_admin_remove, sessions, "removed", own_only=False, user=user, host=host, pool=pool)
 
 
-def _admin_remove(tx, ids, **criteria):  # type: ignore[no-untyped-def]
+def _admin_remove(tx: Transaction, ids: tuple[str, ...], **criteria: str | None) -> Handled:
     from lictools import engine
     from lictools.cli.common import require_admin
 

@@ -14,9 +14,9 @@ COLUMNS = ["pool", "feature", "seat", "users", "hosts", "sessions", "since", "ex
 @click.option("--feature", help="Only this feature.")
 def users(pool: str | None, feature: str | None) -> None:
     """Seats in use: pool, feature, seat key, users, hosts, sessions, since, expires."""
-    from lictools import engine
+    from lictools import views
     from lictools.output import emit_rows
 
     with transaction() as tx:
-        rows = engine.users(tx, pool, feature)
+        rows = views.users(tx, pool, feature)
     emit_rows(rows, COLUMNS, settings().fmt)

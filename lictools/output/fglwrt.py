@@ -1,5 +1,8 @@
 """The ``fglWrt -a info users`` layout (research/vendors.md section 1.3), for ``lictools info users``.
 
+It renders the blocks of :func:`lictools.views.listing`; which front end a session is listed under,
+and the product and feature titles, come from the pool's rule.
+
 One block per pool and feature. Header lines have the label padded to column 13, then ``: ``::
 
     License      : initial-runtime
@@ -35,79 +38,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lictools.model import Session
-from lictools.stores.api import Transaction
-
-PRODUCTS = {
-    "genero": "Four Js Genero BDL",
-    "aveva-batch": "AVEVA Batch Management",
-    "magic-xpa": "Magic xpa",
-    "generic": "generic (lictools)",
-}
-
-TYPES = {
-    ("genero", "runtime"): "runtime",
-    ("aveva-batch", "dev"): "dev (Development Client connection)",
-    ("aveva-batch", "mom"): "mom (MOM Client connection)",
-    ("magic-xpa", "threads"): "threads (ENT)",
-    ("magic-xpa", "ria"): "ria (RIA client users)",
-    ("magic-xpa", "web"): "web (Web client users)",
-}
-
-
-def _cx_mode(product: str, client: str | None) -> str | None:
-    if product != "genero":
-        return None
-    from lictools.rules.genero import cx_mode
-
-    return cx_mode(client)
-
-
-def _session_doc(s: Session, product: str) -> dict[str, Any]:
-    return {
-        "session": s.id, "pid": s.pid, "user": s.user, "host": s.host, "node": s.node, "app": s.app,
-        "client": s.client, "cx_mode": _cx_mode(product, s.client), "root": s.root, "detached": s.detached,
-    }
-
-
-def collect(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
-    """The blocks of the listing (also the ``--format json`` shape of ``info users``)."""
-    from lictools import engine
-
-    blocks = []
-    for p in ([engine.get_pool(tx, pool)] if pool else tx.list_pools()):
-        for feature in engine.pool_features(p, tx):
-            sessions = tx.find_sessions(pool=p.name, feature=feature)
-            groups: dict[str, list[Session]] = {}
-            for s in sessions:
-                groups.setdefault(s.seat, []).append(s)
-            front_ends = []
-            for seat, members in groups.items():
-                first = members[0]
-                mode = _cx_mode(p.product, first.client)
-                if p.product == "genero" and mode == "direct":
-                    kind, ident = "monitor", first.monitor or seat
-                elif p.product == "genero" and mode == "gas":
-                    kind, ident = "gui-server", first.host
-                elif p.product == "genero":
-                    kind, ident = "terminal", first.host
-                else:
-                    kind, ident = "seat", seat
-                front_ends.append({
-                    "kind": kind, "id": ident, "seat": seat, "host": first.host,
-                    "sessions": [_session_doc(s, p.product) for s in members],
-                })
-            blocks.append({
-                "pool": p.name,
-                "product": p.product,
-                "feature": feature,
-                "licenses": [lic.serial for lic in p.licenses if lic.feature == feature],
-                "users": tx.seats_in_use(p.name, feature),
-                "max": p.issued(feature),
-                "front_ends": front_ends,
-            })
-    return blocks
-
 
 def _header(label: str, value: object) -> str:
     return f"{label:<13}: {value}"
@@ -135,8 +65,8 @@ def render(blocks: list[dict[str, Any]]) -> str:
             out.append("")
         out.append(_header("License", ", ".join(block["licenses"]) or "(none loaded)"))
         out.append(_header("Pool", block["pool"]))
-        out.append(_header("Product", PRODUCTS.get(block["product"], block["product"])))
-        out.append(_header("Type", TYPES.get((block["product"], block["feature"]), block["feature"])))
+        out.append(_header("Product", block["product_title"]))
+        out.append(_header("Type", block["feature_title"]))
         out.append(_header("Users", f"{block['users']}/{block['max']}"))
         for fe in block["front_ends"]:
             if fe["kind"] == "monitor":

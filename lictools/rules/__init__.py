@@ -6,10 +6,10 @@ Modules are imported only when a pool of that product is used, so a login hook p
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
 from lictools.errors import UsageError
-from lictools.rules.base import COMMON_OPTIONS, Option
+from lictools.rules.base import COMMON_OPTIONS, Option, Rule
 
 RULES: dict[str, str] = {
     "generic": "lictools.rules.generic",
@@ -18,22 +18,27 @@ RULES: dict[str, str] = {
     "magic-xpa": "lictools.rules.magic_xpa",
 }
 
+if TYPE_CHECKING:  # mypy checks every rule module against the Rule protocol
+    from lictools.rules import aveva_batch, generic, genero, magic_xpa
 
-def get_rule(product: str) -> ModuleType:
+    _CHECKED: tuple[Rule, ...] = (generic, aveva_batch, genero, magic_xpa)
+
+
+def get_rule(product: str) -> Rule:
     """The rule module for ``product``; UsageError (exit 2) for an unknown product."""
     try:
         module = RULES[product]
     except KeyError:
         raise UsageError(f"unknown product {product!r}; known: {', '.join(sorted(RULES))}") from None
-    return importlib.import_module(module)
+    return cast(Rule, importlib.import_module(module))
 
 
-def rule_options(rule: ModuleType) -> dict[str, Option]:
+def rule_options(rule: Rule) -> dict[str, Option]:
     """Every pool option a product accepts: the common ones, then its own."""
     return {**COMMON_OPTIONS, **rule.OPTIONS}
 
 
-def check_options(rule: ModuleType, given: dict[str, str]) -> dict[str, str]:
+def check_options(rule: Rule, given: dict[str, str]) -> dict[str, str]:
     """Validate ``given`` and fill in defaults; UsageError names the first bad key or value."""
     spec = rule_options(rule)
     out = {}
@@ -51,7 +56,7 @@ def check_options(rule: ModuleType, given: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def check_feature(rule: ModuleType, feature: str | None) -> str:
+def check_feature(rule: Rule, feature: str | None) -> str:
     """The feature to use: the one given (checked), or the product's only feature."""
     from lictools import validate
 
@@ -64,3 +69,9 @@ def check_feature(rule: ModuleType, feature: str | None) -> str:
     if rule.FEATURES and feature not in rule.FEATURES:
         raise UsageError(f"unknown feature {feature!r} for product {rule.NAME}; known: {', '.join(rule.FEATURES)}")
     return feature
+
+
+def feature_title(rule: Rule, feature: str) -> str:
+    """``dev (Development Client connection)``: the feature with the vendor's name for it, when it has one."""
+    title = rule.FEATURE_TITLES.get(feature)
+    return f"{feature} ({title})" if title and title != feature else feature

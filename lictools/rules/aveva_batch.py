@@ -40,17 +40,21 @@ as given. ``device_domain=strip`` (default) drops a DNS domain (``host1.corp.exa
 from __future__ import annotations
 
 from lictools.model import Pool, Request
-from lictools.rules.base import Option, Seat, choice, seconds
-from lictools.stores.api import Transaction
+from lictools.rules.base import Option, Seat, SessionView, choice, seconds
+from lictools.rules.base import no_reservation_file as parse_reservation_file
+from lictools.rules.base import seat_front_end as front_end
 
 NAME = "aveva-batch"
+TITLE = "AVEVA Batch Management"
 SUMMARY = "one dev / mom seat per device ID: the node (BMC1), or HOST_NODE (HOST1_BMC1) for a terminal server session"
 FEATURES: tuple[str, ...] = ("dev", "mom")
 DEFAULT_LEASE = 1200
 DETACH_OPTION = "linger"
-DENIAL_TEXT = None
+DENIAL_TEXT: str | None = None
 
-FEATURE_NAMES = {
+__all__ = ["front_end", "lease_advice", "parse_reservation_file", "seat_key"]
+
+FEATURE_TITLES = {
     "dev": "Development Client connection",
     "mom": "MOM Client connection",
 }
@@ -96,9 +100,9 @@ def device_id(request: Request, pool: Pool) -> str:
     return node
 
 
-def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
+def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     key = device_id(request, pool)
-    kind = FEATURE_NAMES.get(request.feature, request.feature)
+    kind = FEATURE_TITLES.get(request.feature, request.feature)
     if request.terminal:
         why = (
             f"terminal server session from host {request.host} on node {request.node}: device ID "
@@ -107,3 +111,8 @@ def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
     else:
         why = f"client on node {request.node}: device ID = the node name {key}; one {kind} license per device"
     return Seat(key, why)
+
+
+def lease_advice(pool: Pool) -> str | None:
+    """Security Manager refreshes active client connections every ``refresh_interval`` seconds (seed 000)."""
+    return f"clients are expected to refresh every {pool.options.get('refresh_interval', '300')} s"

@@ -1,48 +1,119 @@
-"""What every counting rule shares: the option spec, the seat a rule picks, the common options.
+"""What every counting rule provides (:class:`Rule`), the values it returns, and the common options.
 
-A rule is a module (like a pre-commit language) with the same few names:
+A rule is a module, like a pre-commit language: the same few names in every product's module, and
+one registry (:mod:`lictools.rules`) naming them all. A new product is one new module. mypy checks
+each module against :class:`Rule` (``lictools/rules/__init__.py``).
 
-- ``NAME``: the product name used with ``pool add --product``;
-- ``SUMMARY``: one line for ``pool add --help`` and the man page;
-- ``FEATURES``: the feature names it knows; an empty tuple accepts any name (generic);
-- ``OPTIONS``: pool options of its own (``dict[str, Option]``), on top of :data:`COMMON_OPTIONS`;
-- ``DEFAULT_LEASE``: seconds a session lives without a refresh;
-- ``DETACH_OPTION``: the pool option giving how long a detached session keeps its seat;
-- ``DENIAL_TEXT``: the line printed when a seat is refused, or None for lictools' own;
-- ``seat_key(request, pool, tx) -> Seat``: the seat a new session takes or joins.
-
-The engine never names a product: it asks the module for a seat key and counts distinct keys.
+A rule knows one product: how it keys seats, its features and their titles, its options, how its
+front ends are listed, its denial text. It decides nothing about capacity (that is
+:mod:`lictools.admission`) and changes nothing: :meth:`Rule.seat_key` is a pure function of the
+request, the pool and a read-only view of the live sessions.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Literal, NamedTuple, Protocol
 
 from lictools.errors import UsageError
-from lictools.model import Record, fields
+from lictools.model import Pool, Request, Session
 
 
-class Seat(Record):
-    """The seat key a rule chose for a session, and why, in words an admin understands."""
+class SessionView(Protocol):
+    """The read-only queries a rule may make (a store transaction provides them)."""
 
-    __slots__ = ("key", "why", "root")
-    FIELDS = fields("key", "why", root=None)
+    def get_session(self, session_id: str) -> Session | None: ...
+
+    def find_sessions(self, **criteria: object) -> list[Session]: ...
+
+    def count_seat_sessions(self, pool: str, feature: str, seat: str) -> int: ...
+
+
+class Seat(NamedTuple):
+    """The seat key a rule chose for a request, and why, in words an admin understands."""
+
     key: str
     why: str
     # the root session a child shares (Genero RUN); None for everything else
-    root: str | None
+    root: str | None = None
+    # attributes the session takes from what it joins instead of its own (a Genero RUN child takes
+    # its root's client and monitor): (name, value) pairs
+    inherits: tuple[tuple[str, str | None], ...] = ()
 
 
-class Option(Record):
+class FrontEnd(NamedTuple):
+    """How the fglWrt-style listing groups a session: under which front end, and its ``cx-mode``."""
+
+    kind: Literal["monitor", "gui-server", "terminal", "seat"]
+    id: str
+    cx_mode: str | None = None
+
+
+class Option(NamedTuple):
     """One pool option: its default (text), how to check a value, what it means."""
 
-    __slots__ = ("default", "check", "help")
-    FIELDS = fields("default", "check", "help")
     default: str
     check: Callable[[str], str]
     help: str
 
 
+ReservationFile = tuple[dict[str, dict[str, int]], list[str]]
+"""What a product's reservation file gives: project -> feature -> seats, and warnings."""
+
+
+class Rule(Protocol):
+    """The interface every rule module implements."""
+
+    NAME: str
+    """The product name used with ``pool add --product``."""
+    TITLE: str
+    """The product as its vendor names it (the ``Product`` line of ``info users``)."""
+    SUMMARY: str
+    """One line for help and the man page."""
+    FEATURES: tuple[str, ...]
+    """The feature names it knows; an empty tuple accepts any name (generic)."""
+    FEATURE_TITLES: dict[str, str]
+    """Feature -> the vendor's name for it (the ``Type`` line of ``info users``)."""
+    OPTIONS: dict[str, Option]
+    """Pool options of its own, on top of :data:`COMMON_OPTIONS`."""
+    DEFAULT_LEASE: int
+    """Seconds a session lives without a refresh."""
+    DETACH_OPTION: str
+    """The pool option giving how long a detached session keeps its seat."""
+    DENIAL_TEXT: str | None
+    """The line printed when a seat is refused, or None for lictools' own reason."""
+
+    def seat_key(self, request: Request, pool: Pool, view: SessionView) -> Seat:
+        """The seat a new session takes or joins. Pure; UsageError / NotFoundError refuse the request."""
+        ...
+
+    def front_end(self, session: Session) -> FrontEnd:
+        """Where ``info users`` lists the session."""
+        ...
+
+    def lease_advice(self, pool: Pool) -> str | None:
+        """What ``explain`` adds about refreshing (AVEVA: the refresh interval), or None."""
+        ...
+
+    def parse_reservation_file(self, data: bytes) -> ReservationFile:
+        """Reservations from the product's own file (``reserve --from``); UsageError if it has none."""
+        ...
+
+
+# --------------------------------------------------------------------------- defaults rules may reuse
+def seat_front_end(session: Session) -> FrontEnd:
+    """List every session under its seat key (products without front ends of their own)."""
+    return FrontEnd("seat", session.seat)
+
+
+def no_lease_advice(pool: Pool) -> str | None:
+    return None
+
+
+def no_reservation_file(data: bytes) -> ReservationFile:
+    raise UsageError("this product has no reservation file format: use 'reserve POOL PROJECT FEATURE COUNT'")
+
+
+# --------------------------------------------------------------------------- option checkers
 def seconds(value: str) -> str:
     """A non-negative whole number of seconds, at most ten years."""
     from lictools.validate import whole_number

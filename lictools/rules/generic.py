@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from lictools.errors import UsageError
 from lictools.model import SESSION_ATTRIBUTES, Pool, Request
-from lictools.rules.base import Option, Seat
-from lictools.stores.api import Transaction
+from lictools.rules.base import Option, Seat, SessionView
+from lictools.rules.base import no_lease_advice as lease_advice
+from lictools.rules.base import no_reservation_file as parse_reservation_file
+from lictools.rules.base import seat_front_end as front_end
 
 NAME = "generic"
+TITLE = "generic (lictools)"
 SUMMARY = "seat key from the session attributes named by option share= (empty: one seat per session)"
 FEATURES: tuple[str, ...] = ()
+FEATURE_TITLES: dict[str, str] = {}
 DEFAULT_LEASE = 3600
 DETACH_OPTION = "linger"
-DENIAL_TEXT = None
+DENIAL_TEXT: str | None = None
+
+__all__ = ["front_end", "lease_advice", "parse_reservation_file", "seat_key"]
 
 
 def _check_share(value: str) -> str:
@@ -42,7 +48,7 @@ def _escape(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
 
 
-def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
+def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     share = [a for a in pool.options.get("share", "").split(",") if a]
     if not share:
         return Seat(request.session, "share= is empty: every session takes its own seat")

@@ -47,15 +47,20 @@ from __future__ import annotations
 
 from lictools.errors import NotFoundError, UsageError
 from lictools.model import Pool, Request, Session
-from lictools.rules.base import Option, Seat, seconds
-from lictools.stores.api import Transaction
+from lictools.rules.base import FrontEnd, Option, Seat, SessionView, seconds
+from lictools.rules.base import no_lease_advice as lease_advice
+from lictools.rules.base import no_reservation_file as parse_reservation_file
 
 NAME = "genero"
+TITLE = "Four Js Genero BDL"
 SUMMARY = "one runtime seat per root DVM (RUN children share it), or per front-end monitor for GDC/GJC direct mode"
 FEATURES: tuple[str, ...] = ("runtime",)
+FEATURE_TITLES = {"runtime": "runtime"}
 DEFAULT_LEASE = 3600
 DETACH_OPTION = "user_agent_timeout"
-DENIAL_TEXT = "-6017 User limit exceeded. Cannot run this program."
+DENIAL_TEXT: str | None = "-6017 User limit exceeded. Cannot run this program."
+
+__all__ = ["front_end", "lease_advice", "parse_reservation_file", "seat_key"]
 
 DIRECT_CLIENTS = ("gdc", "gjc")
 """Front ends in direct mode (rlogin, telnet, ssh): one seat per front-end monitor."""
@@ -82,25 +87,45 @@ def cx_mode(client: str | None) -> str | None:
     return None
 
 
-def find_tree(tx: Transaction, pool: str, parent: str) -> tuple[str, Session] | None:
+def front_end(session: Session) -> FrontEnd:
+    """fglWrt groups direct-mode DVMs under their monitor (``FrontEndId2``), GAS ones under the GUI server."""
+    mode = cx_mode(session.client)
+    if mode == "direct":
+        return FrontEnd("monitor", session.monitor or session.seat, mode)
+    if mode == "gas":
+        return FrontEnd("gui-server", session.host, mode)
+    return FrontEnd("terminal", session.host, None)
+
+
+def find_tree(view: SessionView, pool: str, parent: str) -> tuple[str, Session] | None:
     """(root id, a live session of the root's tree) for a ``--parent`` id, or None when none is left."""
-    live = tx.get_session(parent)
+    live = view.get_session(parent)
     if live is not None:
         return (live.root or live.id), live
     # the parent was a root that exited while its children live on
-    for session in tx.find_sessions(pool=pool, root=parent):
+    for session in view.find_sessions(pool=pool, root=parent):
         return parent, session
     # the parent was a child that exited: its other children know the root
-    for session in tx.find_sessions(pool=pool, parent=parent):
+    for session in view.find_sessions(pool=pool, parent=parent):
         return (session.root or session.id), session
     return None
 
 
-def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
+def _held_by_others(view: SessionView, request: Request, pool: Pool, key: str) -> bool:
+    """Does a live session other than the request's own hold ``key``? (asking again about a live
+    session, as ``explain`` does, must give the key it holds)"""
+    holders = view.count_seat_sessions(pool.name, request.feature or "", key)
+    if not holders:
+        return False
+    own = view.get_session(request.session)
+    return holders > (1 if own is not None and own.pool == pool.name and own.seat == key else 0)
+
+
+def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     if request.parent is not None:
         if request.parent == request.session:
             raise UsageError(f"session {request.session} cannot be its own --parent")
-        found = find_tree(tx, pool.name, request.parent)
+        found = find_tree(view, pool.name, request.parent)
         if found is None:
             raise NotFoundError(
                 f"unknown parent session {request.parent}: no DVM of its tree is running in pool {pool.name}; "
@@ -109,14 +134,14 @@ def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
         root, member = found
         if member.pool != pool.name:
             raise UsageError(f"parent session {request.parent} is in pool {member.pool}, not {pool.name}")
-        # a RUN child is counted like its root: same client kind, same monitor, same seat
-        request.client, request.monitor = member.client, member.monitor
         how = "its parent" if member.id == request.parent else f"DVM {member.id} of the same tree"
         return Seat(
             member.seat,
             f"started by RUN / RUN WITHOUT WAITING from {request.parent}: shares the seat of root DVM {root} "
             f"(found through {how})",
             root=root,
+            # a RUN child is counted like its root: same client kind, same monitor, same seat
+            inherits=(("client", member.client), ("monitor", member.monitor)),
         )
     client = request.client
     if client is not None and client not in CLIENTS:
@@ -141,8 +166,10 @@ def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
         why = "no --client given: one seat per root DVM"
     key = f"dvm:{request.session}"
     generation = 1
-    while tx.count_seat_sessions(pool.name, request.feature, key):
+    while _held_by_others(view, request, pool, key):
         # the id is reused (a hook's $$) while RUN children of an exited root with that id live on
         generation += 1
         key = f"dvm:{request.session}#{generation}"
+    if generation > 1:
+        why += f"; id {request.session} is reused while DVMs started from an earlier root with that id live on, so it takes key {key}"
     return Seat(key, why, root=request.session)

@@ -25,9 +25,9 @@ Seed 003_e714fd6eb665695a.txt, the sentences this module implements:
   thread checks out a license for the request it executes).
 - "You can use the ReservedRIAUsersLicenses, ReservedWebClientUsersLicenses and
   ReservedThreadsLicenses attributes in the projectsStartup.xml file" -> ``lictools reserve POOL
-  --from projectsStartup.xml`` (lictools/cli/reserve.py).
+  --from projectsStartup.xml`` (:func:`parse_reservation_file`).
 - "Licenses reserved for a given project are acquired by workers in Magic xpa servers that serve
-  that project before trying to acquire non-reserved licenses." -> engine.admit: reserved first.
+  that project before trying to acquire non-reserved licenses." -> admission.admit: reserved first.
 
 Machine names are compared without case (DNS names ignore case): the key holds ``--host``
 lower-cased. A ``ria`` client without ``--app`` cannot be grouped and takes a seat of its own.
@@ -38,15 +38,20 @@ joining it cost nothing.
 from __future__ import annotations
 
 from lictools.model import Pool, Request
-from lictools.rules.base import Option, Seat, choice
-from lictools.stores.api import Transaction
+from lictools.rules.base import Option, ReservationFile, Seat, SessionView, choice
+from lictools.rules.base import no_lease_advice as lease_advice
+from lictools.rules.base import seat_front_end as front_end
 
 NAME = "magic-xpa"
+TITLE = "Magic xpa"
 SUMMARY = "floating threads / ria / web seats with per-project reservations; same-machine grouping by option version"
 FEATURES: tuple[str, ...] = ("threads", "ria", "web")
+FEATURE_TITLES = {"threads": "ENT", "ria": "RIA client users", "web": "Web client users"}
 DEFAULT_LEASE = 3600
 DETACH_OPTION = "linger"
-DENIAL_TEXT = None
+DENIAL_TEXT: str | None = None
+
+__all__ = ["front_end", "lease_advice", "parse_reservation_file", "seat_key"]
 
 VERSIONS = ("3.1", "3.2", "4.0")
 
@@ -62,7 +67,7 @@ def _version(pool: Pool) -> tuple[int, ...]:
     return tuple(int(part) for part in pool.options.get("version", "4.0").split("."))
 
 
-def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
+def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     version = pool.options.get("version", "4.0")
     host = request.host.lower()
     if request.feature == "ria":
@@ -79,3 +84,95 @@ def seat_key(request: Request, pool: Pool, tx: Transaction) -> Seat:
             return Seat(f"web:{request.session}", f"version {version}: one Web seat per client (grouping by machine came in 4.0)")
         return Seat(f"web:{host}", f"Web clients from one machine ({host}) share one seat (version {version})")
     return Seat(f"thread:{request.session}", "one threads (ENT) seat per session")
+
+
+# --------------------------------------------------------------------------- projectsStartup.xml
+MAX_RESERVATION_FILE = 1024 * 1024
+"""The largest projectsStartup.xml accepted (1 MiB); real files are a few kilobytes."""
+
+RESERVATION_ATTRIBUTES = {
+    "ReservedThreadsLicenses": "threads",
+    "ReservedRIAUsersLicenses": "ria",
+    "ReservedWebClientUsersLicenses": "web",
+}
+"""Magic xpa 4.x reservation attributes of a Project element -> feature (seed 003)."""
+
+LEGACY_ATTRIBUTES = {"ReservedUsersLicenses": "ria"}
+"""Magic xpa 3.x: user licenses were RIA users (the Web client came with 4.x); the 4.x attribute wins."""
+
+PROJECT_NAME_KEYS = ("ApplicationPublicName", "Name")
+"""Where a Project's name is read, in this order: attribute, then child element of that name."""
+
+
+def _local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _count(text: str, project: str, attribute: str) -> int:
+    from lictools.validate import whole_number
+
+    return whole_number(text.strip(), f"project {project}: {attribute}=")
+
+
+def parse_reservation_file(data: bytes) -> ReservationFile:
+    """Reservations from a projectsStartup.xml: (project -> feature -> count, warnings).
+
+    "You can use the ReservedRIAUsersLicenses, ReservedWebClientUsersLicenses and
+    ReservedThreadsLicenses attributes in the projectsStartup.xml file, to reserve a number of users
+    and/or thread licenses per project." (seed 003). Every Project element gives its three features
+    (a missing attribute is 0: no reservation). Parsed with defusedxml (no DTD, no entities, no
+    external references) and capped at :data:`MAX_RESERVATION_FILE`; anything that is not a
+    well-formed, harmless file naming its projects is UsageError (exit 2).
+    """
+    from xml.etree.ElementTree import ParseError
+
+    import defusedxml
+    import defusedxml.ElementTree as safe_et
+
+    from lictools import validate
+    from lictools.errors import UsageError
+
+    if len(data) > MAX_RESERVATION_FILE:
+        raise UsageError(f"projects file is larger than {MAX_RESERVATION_FILE} bytes; refused")
+    try:
+        root = safe_et.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise UsageError(f"projects file refused: it declares a DTD, entities or external references ({type(exc).__name__})") from None
+    except ParseError as exc:
+        raise UsageError(f"projects file is not well-formed XML: {exc}") from None
+    except (ValueError, UnicodeError, RecursionError) as exc:
+        raise UsageError(f"projects file cannot be read as XML: {type(exc).__name__}") from None
+
+    out: dict[str, dict[str, int]] = {}
+    warnings: list[str] = []
+    for index, element in enumerate((e for e in root.iter() if _local(e.tag) == "Project"), start=1):
+        name = None
+        for key in PROJECT_NAME_KEYS:
+            name = element.get(key)
+            if not name:
+                child = next((c for c in element if _local(c.tag) == key), None)
+                name = (child.text or "").strip() if child is not None else None
+            if name:
+                break
+        if not name:
+            raise UsageError(f"Project element #{index} has no ApplicationPublicName or Name")
+        validate.name(name, f"project (Project element #{index})")
+        if name in out:
+            raise UsageError(f"project {name} appears twice in the projects file")
+        counts = {feature: 0 for feature in RESERVATION_ATTRIBUTES.values()}
+        for attribute, feature in LEGACY_ATTRIBUTES.items():
+            legacy_value = element.get(attribute)
+            if legacy_value is not None:
+                counts[feature] = _count(legacy_value, name, attribute)
+        for attribute, feature in RESERVATION_ATTRIBUTES.items():
+            text = element.get(attribute)
+            if text is not None:
+                value = _count(text, name, attribute)
+                for legacy, legacy_feature in LEGACY_ATTRIBUTES.items():
+                    if legacy_feature == feature and element.get(legacy) is not None and counts[feature] != value:
+                        warnings.append(f"project {name}: {attribute}={value} overrides the 3.x {legacy}={counts[feature]}")
+                counts[feature] = value
+        out[name] = counts
+    if not out:
+        raise UsageError("the projects file has no Project element")
+    return out, warnings

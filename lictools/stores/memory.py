@@ -1,15 +1,17 @@
-"""A transaction over an in-memory document: the JSON file store's engine, and a fast test double.
+"""The state in memory: :class:`MemoryStore` for tests, replay and the simulator, and
+:class:`MemoryTransaction`, the transaction over one document that the JSON file store also uses.
 
-The document is ``{"schema": 1, "pools": {name: pool}, "sessions": {id: session}}``; every query
-scans it, which is fine for the few thousand sessions a JSON state is meant for.
+The document is ``{"schema": 1, "pools": {name: pool}, "sessions": {id: session}, "settings": {}}``;
+every query scans it, which is fine for the few thousand sessions a JSON state is meant for.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 from lictools.model import Pool, Session
-from lictools.stores.api import SCHEMA_VERSION, Transaction
+from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
 
 
 def empty_document() -> dict[str, Any]:
@@ -17,12 +19,37 @@ def empty_document() -> dict[str, Any]:
 
 
 class MemoryTransaction(Transaction):
-    """Reads and writes ``doc`` in place; ``events`` collects what the journal will get."""
+    """Reads and writes ``doc`` in place; ``events`` collects what the journal will get.
+
+    Every write is recorded in an undo log, so :meth:`rollback` puts the document back as it was.
+    """
 
     def __init__(self, doc: dict[str, Any], now: float) -> None:
         self.doc = doc
         self.now = now
         self.events: list[dict[str, Any]] = []
+        self.dirty = False
+        self._undo: list[tuple[str, str, Any]] = []
+
+    def _write(self, table: str, key: str, value: Any) -> None:
+        """Set (or with None delete) ``doc[table][key]``, remembering the old value."""
+        entries = self.doc.setdefault(table, {})
+        self._undo.append((table, key, entries.get(key)))
+        if value is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = value
+        self.dirty = True
+
+    def rollback(self) -> None:
+        """Undo every write of this transaction (its events are dropped too)."""
+        for table, key, old in reversed(self._undo):
+            if old is None:
+                self.doc[table].pop(key, None)
+            else:
+                self.doc[table][key] = old
+        self._undo.clear()
+        self.events.clear()
         self.dirty = False
 
     def get_pool(self, name: str) -> Pool | None:
@@ -33,24 +60,20 @@ class MemoryTransaction(Transaction):
         return [Pool.from_doc(self.doc["pools"][name]) for name in sorted(self.doc["pools"])]
 
     def put_pool(self, pool: Pool) -> None:
-        self.doc["pools"][pool.name] = pool.to_doc()
-        self.dirty = True
+        self._write("pools", pool.name, pool.to_doc())
 
     def delete_pool(self, name: str) -> None:
-        self.doc["pools"].pop(name, None)
-        self.dirty = True
+        self._write("pools", name, None)
 
     def get_session(self, session_id: str) -> Session | None:
         doc = self.doc["sessions"].get(session_id)
         return Session.from_doc(doc) if doc else None
 
     def put_session(self, session: Session) -> None:
-        self.doc["sessions"][session.id] = session.to_doc()
-        self.dirty = True
+        self._write("sessions", session.id, session.to_doc())
 
     def delete_session(self, session_id: str) -> None:
-        self.doc["sessions"].pop(session_id, None)
-        self.dirty = True
+        self._write("sessions", session_id, None)
 
     def find_sessions(self, **criteria: Any) -> list[Session]:
         found = [
@@ -88,13 +111,50 @@ class MemoryTransaction(Transaction):
         return dict(self.doc.get("settings", {}))
 
     def put_setting(self, key: str, value: str | None) -> None:
-        settings = self.doc.setdefault("settings", {})
-        if value is None:
-            settings.pop(key, None)
-        else:
-            settings[key] = value
-        self.dirty = True
+        self._write("settings", key, value)
 
     def append_event(self, event: dict[str, Any]) -> None:
         self.events.append(event)
         self.dirty = True
+
+
+class MemoryStore(Store):
+    """A whole state in this process's memory: nothing on disk, no lock (one process owns it).
+
+    ``clock`` gives each transaction its time (default: the system clock), so a simulation moves
+    time by hand. The journal is kept in :attr:`journal`, with ``seq`` numbers as the file stores give.
+    """
+
+    location = "memory"
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        from lictools.timeutil import now
+
+        self.doc = empty_document()
+        self.journal: list[dict[str, Any]] = []
+        self.clock = clock or now
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        tx = MemoryTransaction(self.doc, self.clock())
+        try:
+            yield tx
+        except BaseException:
+            tx.rollback()
+            raise
+        for event in tx.events:
+            self.journal.append({**event, "seq": len(self.journal) + 1})
+
+    def owner_uid(self) -> int | None:
+        return None
+
+    def check(self) -> list[tuple[str, str, str]]:
+        return [("state", "ok", f"in memory: {len(self.doc['pools'])} pool(s), {len(self.doc['sessions'])} session(s)")]
+
+    def restore_backup(self) -> str:
+        from lictools.errors import UsageError
+
+        raise UsageError("a state in memory has no backup")
+
+    def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
+        return [dict(e) for e in self.journal[since_seq:]]

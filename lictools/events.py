@@ -1,0 +1,217 @@
+"""The journal's events: one typed record per kind, whose keys are the keys of its JSON line.
+
+Every state change is one of these. The engine decides and builds the event; :func:`lictools.apply.apply`
+is the one function that turns an event into state, in the same transaction that journals it; replay,
+audit, ``explain`` and reports read the same records back. The records are ``TypedDict``s: mypy checks
+every key where one is built or read, and at run time an event is the plain dict that becomes the JSON
+line (a ``TypedDict`` costs nothing to import, unlike a dataclass per kind).
+
+A key whose value is None is left out of the JSON line (``None`` and "absent" read the same); times are
+``time`` (ISO 8601, to the second, for people) and ``ts`` (epoch seconds to the microsecond, for
+programs). ``v`` is the schema version of the line: 1 since it exists; lines written before carry no
+``v`` and read as version 0, which differs from 1 only in what 1 added (``v``; ``linger`` on ``detach``;
+``host_lock`` on ``license-add``; the whole request on ``deny``; ``by_uid``/``by_user`` beside ``by``).
+"""
+
+from typing import Any, Literal, NotRequired, Required, TypedDict, Union
+
+VERSION = 1
+"""The ``v`` written on every journal line."""
+
+
+class _Stamp(TypedDict):
+    v: int
+    time: str
+    ts: float
+
+
+class _Actor(TypedDict, total=False):
+    """Who ran an admin change: the name the caller claims (``$LOGNAME``) and the account it really is."""
+
+    by: str | None
+    by_uid: int | None
+    by_user: str | None
+
+
+class _Attributes(TypedDict, total=False):
+    """What a session (or a request for one) says about the client: the attributes rules key on."""
+
+    user: Required[str]
+    host: Required[str]
+    node: Required[str]
+    terminal: bool | None
+    app: str | None
+    project: str | None
+    parent: str | None
+    client: str | None
+    monitor: str | None
+    pid: int | None
+    uid: int | None
+
+
+class _SessionEvent(_Stamp, _Attributes):
+    pool: str
+    feature: str
+    session: str
+    seat: str
+    # seats in use in the pool feature after the event
+    in_use: NotRequired[int]
+    root: NotRequired[str | None]
+    seat_project: NotRequired[str | None]
+
+
+# --------------------------------------------------------------------------- pools, licenses, settings
+class PoolAdd(_Stamp):
+    event: Literal["pool-add"]
+    pool: str
+    product: str
+    options: dict[str, str]
+    # feature -> seats, each loaded as serial ``initial-<feature>``
+    issued: dict[str, int]
+
+
+class PoolSet(_Stamp):
+    event: Literal["pool-set"]
+    pool: str
+    options: dict[str, str]
+
+
+class PoolRemove(_Stamp, _Actor):
+    event: Literal["pool-remove"]
+    pool: str
+
+
+class LicenseAdd(_Stamp):
+    event: Literal["license-add"]
+    pool: str
+    feature: str
+    serial: str
+    count: int
+    issued: int
+    host_lock: NotRequired[str | None]
+
+
+class LicenseRemove(_Stamp):
+    event: Literal["license-remove"]
+    pool: str
+    feature: str
+    serial: str
+    issued: int
+
+
+class Reserve(_Stamp):
+    event: Literal["reserve"]
+    pool: str
+    feature: str
+    project: str
+    # 0 removes the reservation
+    count: int
+
+
+class Config(_Stamp, _Actor):
+    event: Literal["config"]
+    key: str
+    # None clears the setting
+    value: NotRequired[str | None]
+
+
+# --------------------------------------------------------------------------- sessions
+class Grant(_SessionEvent):
+    """A new session: ``grant`` opened a seat, ``share`` joined one already held."""
+
+    event: Literal["grant", "share"]
+    lease: int
+    expires: NotRequired[str | None]
+
+
+class Deny(_Stamp, _Attributes):
+    """A refused request, with the whole request so that it can be re-keyed later (simulate, explain)."""
+
+    event: Literal["deny"]
+    pool: str
+    feature: str
+    session: str
+    seat: str
+    in_use: int
+    reason: str
+    lease: NotRequired[int | None]
+
+
+class Refresh(_Stamp):
+    """A lease extended; ``retry``: a repeated acquire (may carry a new ``lease``, re-attaches a detached session)."""
+
+    event: Literal["refresh"]
+    pool: str
+    feature: str
+    session: str
+    expires: NotRequired[str | None]
+    lease: NotRequired[int | None]
+    retry: NotRequired[bool | None]
+    reattached: NotRequired[bool | None]
+
+
+class Detach(_SessionEvent):
+    """The user agent went away: kept ``linger`` seconds (with ``expires``), or ended now (without)."""
+
+    event: Literal["detach"]
+    linger: NotRequired[int | None]
+    expires: NotRequired[str | None]
+    reason: NotRequired[str | None]
+
+
+class End(_SessionEvent, _Actor):
+    """A session ended: released by its client, expired (lease or process gone), removed by an admin."""
+
+    event: Literal["release", "expire", "remove"]
+    reason: NotRequired[str | None]
+
+
+Event = Union[PoolAdd, PoolSet, PoolRemove, LicenseAdd, LicenseRemove, Reserve, Config, Grant, Deny, Refresh, Detach, End]
+
+KINDS: dict[str, type] = {
+    "pool-add": PoolAdd,
+    "pool-set": PoolSet,
+    "pool-remove": PoolRemove,
+    "license-add": LicenseAdd,
+    "license-remove": LicenseRemove,
+    "reserve": Reserve,
+    "config": Config,
+    "grant": Grant,
+    "share": Grant,
+    "deny": Deny,
+    "refresh": Refresh,
+    "detach": Detach,
+    "release": End,
+    "expire": End,
+    "remove": End,
+}
+"""Every event kind and its record."""
+
+SESSION_KINDS = frozenset({"grant", "share", "deny", "refresh", "detach", "release", "expire", "remove"})
+"""Kinds about one session (they carry ``session``)."""
+
+
+def ends_session(event: Event | dict[str, Any]) -> bool:
+    """Does this event end its session? release, expire, remove, and a detach with no timeout.
+
+    A detach with ``linger`` 0 ends it (a version-0 line says so by having no ``expires``).
+    """
+    kind = event.get("event")
+    if kind == "detach":
+        linger = event.get("linger")
+        return event.get("expires") is None if linger is None else linger == 0
+    return kind in ("release", "expire", "remove")
+
+
+def missing_keys(event: dict[str, Any]) -> list[str]:
+    """The keys this event's kind requires and it lacks (``v`` aside: a version-0 line has none)."""
+    record = KINDS.get(str(event.get("event")))
+    if record is None:
+        return []
+    required: frozenset[str] = record.__required_keys__  # type: ignore[attr-defined]
+    return sorted(k for k in required if k not in event and k not in ("v", "time"))
+
+
+def to_line(event: Event | dict[str, Any]) -> dict[str, Any]:
+    """The JSON-line form: keys with None values left out."""
+    return {k: v for k, v in event.items() if v is not None}

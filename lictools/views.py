@@ -1,0 +1,190 @@
+"""Read views of the state: the documents ``info``, ``users``, ``pool list|show``, ``dump``, ``gc`` and the
+fglWrt-style listing print (their ``--format json`` shapes), built from a store transaction.
+
+Nothing here changes state. Times are ISO 8601 (SPEC.md section 3). The JSON keys are a contract:
+more may be added, none changes meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from lictools.engine import get_pool, rule_of
+from lictools.model import Pool, Session
+from lictools.rules import check_feature, feature_title
+from lictools.stores.api import Transaction
+from lictools.timeutil import iso
+
+
+def pools(tx: Transaction, pool: str | None = None) -> list[Pool]:
+    """One named pool (NotFoundError when unknown) or all of them."""
+    return [get_pool(tx, pool)] if pool else tx.list_pools()
+
+
+def pool_features(pool: Pool, tx: Transaction) -> list[str]:
+    """Every feature of the pool's product, or for generic every feature issued, reserved or used."""
+    rule = rule_of(pool)
+    if rule.FEATURES:
+        return list(rule.FEATURES)
+    names = {lic.feature for lic in pool.licenses}
+    for per_feature in pool.reservations.values():
+        names.update(per_feature)
+    names.update(s.feature for s in tx.find_sessions(pool=pool.name))
+    return sorted(names)
+
+
+def info(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
+    """Per pool and feature: issued, in use, reserved, free, sessions (the ``info`` JSON shape)."""
+    rows = []
+    for p in pools(tx, pool):
+        for feature in pool_features(p, tx):
+            issued = p.issued(feature)
+            in_use = tx.seats_in_use(p.name, feature)
+            rows.append({
+                "pool": p.name,
+                "product": p.product,
+                "feature": feature,
+                "issued": issued,
+                "in_use": in_use,
+                "reserved": sum(p.reserved(feature).values()),
+                "free": issued - in_use,
+                "sessions": len(tx.find_sessions(pool=p.name, feature=feature)),
+            })
+    return rows
+
+
+def users(tx: Transaction, pool: str | None = None, feature: str | None = None) -> list[dict[str, Any]]:
+    """One row per seat in use: who holds it, from where, since when (the ``users`` JSON shape)."""
+    criteria = {k: v for k, v in (("pool", pool), ("feature", feature)) if v is not None}
+    if pool:
+        checked = get_pool(tx, pool)
+        if feature is not None:
+            check_feature(rule_of(checked), feature)
+    seats: dict[tuple[str, str, str], list[Session]] = {}
+    for session in tx.find_sessions(**criteria):
+        seats.setdefault((session.pool, session.feature, session.seat), []).append(session)
+    rows = []
+    for (pool_name, feature_name, seat), sessions in sorted(seats.items()):
+        expiries = [s.expires for s in sessions]
+        rows.append({
+            "pool": pool_name,
+            "feature": feature_name,
+            "seat": seat,
+            "users": sorted({s.user for s in sessions}),
+            "hosts": sorted({s.host for s in sessions}),
+            "sessions": [s.id for s in sessions],
+            "since": iso(min(s.started for s in sessions)),
+            "expires": None if None in expiries else iso(max(e for e in expiries if e is not None)),
+            "project": sessions[0].seat_project,
+            "detached": all(s.detached for s in sessions),
+        })
+    return rows
+
+
+def session_doc(session: Session) -> dict[str, Any]:
+    """A session as JSON output: the stored attributes with times in ISO 8601, the id as ``session``."""
+    doc = session.to_doc()
+    for key in ("started", "refreshed", "expires"):
+        doc[key] = iso(doc[key])
+    doc["session"] = doc.pop("id")
+    return doc
+
+
+def pool_doc(pool: Pool) -> dict[str, Any]:
+    """A pool as ``dump`` prints it: every stored field, times in ISO 8601."""
+    doc = pool.to_doc()
+    doc["created"] = iso(doc["created"])
+    for lic in doc["licenses"]:
+        lic["loaded"] = iso(lic["loaded"])
+    return doc
+
+
+def pool_row(pool: Pool) -> dict[str, Any]:
+    """One row of ``pool list``: product, issued seats per feature, options, creation time."""
+    return {
+        "pool": pool.name,
+        "product": pool.product,
+        "issued": {f: pool.issued(f) for f in dict.fromkeys(lic.feature for lic in pool.licenses)},
+        "options": pool.options,
+        "created": iso(pool.created),
+    }
+
+
+def pool_detail(tx: Transaction, name: str) -> dict[str, Any]:
+    """``pool show``: options, loaded serials, reservations, and the ``info`` rows of each feature."""
+    pool = get_pool(tx, name)
+    doc = pool_doc(pool)
+    return {
+        "pool": pool.name,
+        "product": pool.product,
+        "created": doc["created"],
+        "options": pool.options,
+        "licenses": doc["licenses"],
+        "reservations": pool.reservations,
+        "features": info(tx, name),
+    }
+
+
+def dump(tx: Transaction) -> dict[str, Any]:
+    """Every pool and live session (``lictools dump``)."""
+    return {
+        "pools": [pool_doc(p) for p in tx.list_pools()],
+        "sessions": [session_doc(s) for s in tx.find_sessions()],
+    }
+
+
+# --------------------------------------------------------------------------- the fglWrt-style listing
+def listing(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
+    """The blocks of ``info users`` (also its ``--format json`` shape): per pool and feature, the seats
+    in use and the sessions grouped under their front end, as the pool's rule lists them."""
+    blocks = []
+    for p in pools(tx, pool):
+        rule = rule_of(p)
+        for feature in pool_features(p, tx):
+            groups: dict[str, list[Session]] = {}
+            for s in tx.find_sessions(pool=p.name, feature=feature):
+                groups.setdefault(s.seat, []).append(s)
+            front_ends = []
+            for seat, members in groups.items():
+                first = members[0]
+                front = rule.front_end(first)
+                front_ends.append({
+                    "kind": front.kind, "id": front.id, "seat": seat, "host": first.host,
+                    "sessions": [_listed_session(s, rule.front_end(s).cx_mode) for s in members],
+                })
+            blocks.append({
+                "pool": p.name,
+                "product": p.product,
+                "product_title": rule.TITLE,
+                "feature": feature,
+                "feature_title": feature_title(rule, feature),
+                "licenses": [lic.serial for lic in p.licenses if lic.feature == feature],
+                "users": tx.seats_in_use(p.name, feature),
+                "max": p.issued(feature),
+                "front_ends": front_ends,
+            })
+    return blocks
+
+
+def _listed_session(s: Session, cx_mode: str | None) -> dict[str, Any]:
+    return {
+        "session": s.id, "pid": s.pid, "user": s.user, "host": s.host, "node": s.node, "app": s.app,
+        "client": s.client, "cx_mode": cx_mode, "root": s.root, "detached": s.detached,
+    }
+
+
+def reservation_rows(
+    pool: Pool, reservations: dict[str, dict[str, int]], touched: Iterable[tuple[str, str, int]] = ()
+) -> list[dict[str, Any]]:
+    """``reserve``: one row per project and feature reserved (or just changed), with the shared rest."""
+    pairs = {(p, f) for p, per in reservations.items() for f in per} | {(p, f) for p, f, _ in touched}
+    rows = []
+    for project, feature in sorted(pairs):
+        issued = pool.issued(feature)
+        total = sum(per.get(feature, 0) for per in reservations.values())
+        rows.append({
+            "pool": pool.name, "project": project, "feature": feature,
+            "reserved": reservations.get(project, {}).get(feature, 0),
+            "issued": issued, "shared": max(0, issued - total),
+        })
+    return rows
