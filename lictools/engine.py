@@ -11,17 +11,18 @@ changes state itself, never names a product, and never prints. Read views live i
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable, ContextManager, Iterable, NamedTuple
+from typing import Any, Callable, ContextManager, Iterable, Literal, NamedTuple
 
 from lictools import validate
 from lictools.admission import admit
 from lictools.apply import commit, session_from_grant
 from lictools.errors import ForbiddenError, NotFoundError, UsageError
 from lictools.events import (
-    Config, Deny, Detach, End, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Refresh, Reserve,
+    Actor, Config, Deny, Detach, End, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Refresh, Reserve,
+    VERSION, RequestPart, SessionPart, Stamp,
 )
 from lictools.host import SYSTEM, Host
-from lictools.model import REQUEST_FIELDS, License, Pool, Request, Session
+from lictools.model import License, Pool, Request, Session
 from lictools.rules import check_feature, check_options, get_rule
 from lictools.rules.base import Rule
 from lictools.stores.api import Transaction
@@ -84,11 +85,11 @@ class LicenseResult(NamedTuple):
 
 
 class ReservationChange(NamedTuple):
-    """One reservation to set: ``count`` seats of ``feature`` for ``project`` (0 removes it)."""
+    """One reservation to set: ``seats`` of ``feature`` for ``project`` (0 removes it)."""
 
     project: str
     feature: str
-    count: int
+    seats: int
 
 
 # --------------------------------------------------------------------------- helpers
@@ -105,18 +106,18 @@ def rule_of(pool: Pool) -> Rule:
     return get_rule(pool.product)
 
 
-def _stamp(tx: Transaction) -> dict[str, Any]:
+def _stamp(tx: Transaction) -> Stamp:
     """The fields every event starts with: schema version and the transaction's time."""
-    return {"v": 1, "time": iso(tx.now), "ts": round(tx.now, 6)}
+    return {"v": VERSION, "time": iso(tx.now) or "", "ts": round(tx.now, 6)}
 
 
-def _actor(host: Host, actor: str | None) -> dict[str, Any]:
+def _actor(host: Host, actor: str | None) -> Actor:
     """Who does an admin change: the claimed name (``actor``, else the login name) and the real account."""
     uid, name = host.account()
     return {"by": actor or host.login_user(), "by_uid": uid, "by_user": name}
 
 
-def _session_fields(session: Session) -> dict[str, Any]:
+def _session_fields(session: Session) -> SessionPart:
     """A session's identity and attributes, as its events carry them."""
     return {
         "pool": session.pool, "feature": session.feature, "seat": session.seat, "session": session.id,
@@ -127,11 +128,24 @@ def _session_fields(session: Session) -> dict[str, Any]:
     }
 
 
-def _end(tx: Transaction, session: Session, kind: str, **extra: Any) -> bool:
+def _end(
+    tx: Transaction, session: Session, kind: Literal["release", "expire", "remove"],
+    reason: str | None = None, actor: Actor | None = None,
+) -> bool:
     """End ``session`` with a ``release`` / ``expire`` / ``remove`` event; True when its seat was freed."""
-    event: End = {"event": kind, **_stamp(tx), **_session_fields(session), **extra}  # type: ignore[typeddict-item]
+    event: End = {"event": kind, **_stamp(tx), **_session_fields(session), "reason": reason, **(actor or {})}
     commit(tx, event)
     return tx.count_seat_sessions(session.pool, session.feature, session.seat) == 0
+
+
+def _request_fields(request: Request) -> RequestPart:
+    """The whole request, as ``grant``, ``share`` and ``deny`` events carry it."""
+    return {
+        "pool": request.pool, "session": request.session, "user": request.user, "host": request.host,
+        "node": request.node, "terminal": request.terminal or None, "app": request.app, "project": request.project,
+        "parent": request.parent, "client": request.client, "monitor": request.monitor, "pid": request.pid,
+        "uid": request.uid,
+    }
 
 
 # --------------------------------------------------------------------------- expiry
@@ -186,7 +200,7 @@ def add_pool(
     for feature, count in (licenses or {}).items():
         feature = check_feature(rule, feature)
         issued[feature] = validate.count(count, f"license count for {feature}")
-    event: PoolAdd = {"event": "pool-add", **_stamp(tx), "pool": name, "product": product,  # type: ignore[typeddict-item]
+    event: PoolAdd = {"event": "pool-add", **_stamp(tx), "pool": name, "product": product,
                       "options": checked, "issued": issued}
     commit(tx, event)
     return get_pool(tx, name)
@@ -196,7 +210,7 @@ def set_pool_options(tx: Transaction, name: str, options: dict[str, str]) -> Poo
     """Change pool options (checked against the product's option list)."""
     pool = get_pool(tx, name)
     checked = check_options(rule_of(pool), {**pool.options, **options})
-    event: PoolSet = {"event": "pool-set", **_stamp(tx), "pool": name, "options": checked}  # type: ignore[typeddict-item]
+    event: PoolSet = {"event": "pool-set", **_stamp(tx), "pool": name, "options": checked}
     commit(tx, event)
     return get_pool(tx, name)
 
@@ -211,8 +225,8 @@ def remove_pool(
         raise UsageError(f"pool {name!r} has {len(sessions)} live session(s); release them or use --force")
     who = _actor(host, actor)
     for session in sessions:
-        _end(tx, session, "remove", reason="pool removed", **who)
-    event: PoolRemove = {"event": "pool-remove", **_stamp(tx), "pool": name, **who}  # type: ignore[typeddict-item]
+        _end(tx, session, "remove", reason="pool removed", actor=who)
+    event: PoolRemove = {"event": "pool-remove", **_stamp(tx), "pool": name, **who}
     commit(tx, event)
     return sessions
 
@@ -253,7 +267,7 @@ def add_license(
             "not-loaded", lic, f"serial {serial} is locked to host {host_lock}, not this machine ({here}); not loaded"
         )
     issued = pool.issued(feature) + count
-    event: LicenseAdd = {"event": "license-add", **_stamp(tx), "pool": pool_name, "feature": feature,  # type: ignore[typeddict-item]
+    event: LicenseAdd = {"event": "license-add", **_stamp(tx), "pool": pool_name, "feature": feature,
                          "serial": serial, "count": count, "issued": issued, "host_lock": host_lock}
     commit(tx, event)
     return LicenseResult("loaded", lic, f"loaded serial {serial}: {count} {feature} seat(s); issued now {issued}")
@@ -271,7 +285,7 @@ def remove_license(tx: Transaction, pool_name: str, serial: str) -> License:
         raise UsageError(
             f"removing serial {serial} leaves {left} {lic.feature} seat(s), fewer than the {reserved} reserved"
         )
-    event: LicenseRemove = {"event": "license-remove", **_stamp(tx), "pool": pool_name,  # type: ignore[typeddict-item]
+    event: LicenseRemove = {"event": "license-remove", **_stamp(tx), "pool": pool_name,
                             "feature": lic.feature, "serial": serial, "issued": left}
     commit(tx, event)
     return lic
@@ -293,7 +307,7 @@ def reserve(tx: Transaction, pool_name: str, project: str, feature: str, count: 
             f"reserving {count} {feature} seat(s) for {project} would reserve {others + count}, "
             f"more than the {issued} issued in pool {pool_name}"
         )
-    event: Reserve = {"event": "reserve", **_stamp(tx), "pool": pool_name, "feature": feature,  # type: ignore[typeddict-item]
+    event: Reserve = {"event": "reserve", **_stamp(tx), "pool": pool_name, "feature": feature,
                       "project": project, "count": count}
     commit(tx, event)
     return get_pool(tx, pool_name)
@@ -343,13 +357,13 @@ def plan_reservations(pool: Pool, wanted: dict[str, dict[str, int]], replace_all
 def set_reservations(tx: Transaction, pool_name: str, changes: Iterable[ReservationChange]) -> Pool:
     """Apply planned reservation changes (:func:`plan_reservations`), each journaled."""
     for change in changes:
-        reserve(tx, pool_name, change.project, change.feature, change.count)
+        reserve(tx, pool_name, change.project, change.feature, change.seats)
     return get_pool(tx, pool_name)
 
 
 def set_setting(tx: Transaction, key: str, value: str | None, actor: str | None = None, host: Host = SYSTEM) -> None:
     """Set (or, with None, clear) a state-wide setting; journaled with who did it."""
-    event: Config = {"event": "config", **_stamp(tx), "key": key, "value": value, **_actor(host, actor)}  # type: ignore[typeddict-item]
+    event: Config = {"event": "config", **_stamp(tx), "key": key, "value": value, **_actor(host, actor)}
     commit(tx, event)
 
 
@@ -382,8 +396,8 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
     _normalise(request)
     pool = get_pool(tx, request.pool)
     rule = rule_of(pool)
-    request = replace(request, feature=check_feature(rule, request.feature))
-    feature: str = request.feature  # type: ignore[assignment]
+    feature = check_feature(rule, request.feature)
+    request = replace(request, feature=feature)
     issued = pool.issued(feature)
 
     existing = tx.get_session(request.session)
@@ -404,8 +418,8 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
         if not admission.granted:
             reason = f"denied: needs a new seat {seat.key}, no live session holds that key ({seat.why}), but {admission.reason}"
             if not dry_run and journal_denial:
-                deny: Deny = {"event": "deny", **_stamp(tx), **{k: getattr(request, k) for k in REQUEST_FIELDS},  # type: ignore[typeddict-item]
-                              "seat": seat.key, "in_use": in_use, "reason": admission.reason}
+                deny: Deny = {"event": "deny", **_stamp(tx), **_request_fields(request), "feature": feature,
+                              "seat": seat.key, "in_use": in_use, "reason": admission.reason, "lease": request.lease}
                 commit(tx, deny)
             return Outcome(False, pool.name, feature, seat.key, None, False, reason, issued, in_use,
                            denial_text=rule.DENIAL_TEXT)
@@ -414,12 +428,11 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
 
     after = in_use + (0 if shared else 1)
     lease = request.lease if request.lease is not None else int(pool.options["lease"])
-    attributes = {k: getattr(request, k) for k in REQUEST_FIELDS if k not in ("lease", "terminal")}
-    attributes.update(seat.inherits)
+    # what the session takes from what it joins (a Genero RUN child: its root's client and monitor)
+    counted = replace(request, **dict(seat.inherits))
     event: Grant = {
-        "event": "share" if shared else "grant", **_stamp(tx), **attributes,  # type: ignore[typeddict-item]
-        "terminal": request.terminal or None, "seat": seat.key, "root": seat.root, "seat_project": seat_project,
-        "lease": lease, "in_use": after,
+        "event": "share" if shared else "grant", **_stamp(tx), **_request_fields(counted), "feature": feature,
+        "seat": seat.key, "root": seat.root, "seat_project": seat_project, "lease": lease, "in_use": after,
     }
     session = session_from_grant(event) if dry_run else commit(tx, event)
     return Outcome(True, pool.name, feature, seat.key, session, shared, reason, issued, after,
@@ -435,7 +448,7 @@ def _retry(tx: Transaction, pool: Pool, request: Request, existing: Session, dry
     session: Session | None = existing
     if not dry_run:
         lease = existing.lease if request.lease is None else request.lease
-        event: Refresh = {"event": "refresh", **_stamp(tx), "pool": existing.pool,  # type: ignore[typeddict-item]
+        event: Refresh = {"event": "refresh", **_stamp(tx), "pool": existing.pool,
                           "feature": existing.feature, "session": existing.id, "lease": lease, "retry": True,
                           "reattached": True if existing.detached else None}
         session = commit(tx, event)
@@ -499,7 +512,7 @@ def release(
 ) -> Handled:
     """End sessions now. The seat frees with its last session. ``uid``: only that account's sessions."""
     found, missing = _lookup(tx, ids, uid)
-    freed = frozenset(s.id for s in found if _end(tx, s, "release", by=actor))
+    freed = frozenset(s.id for s in found if _end(tx, s, "release", actor={"by": actor} if actor else None))
     return Handled(found, missing, freed)
 
 
@@ -510,7 +523,7 @@ def detach(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> Handl
     for session in found:
         pool = get_pool(tx, session.pool)
         linger = int(pool.options.get(rule_of(pool).DETACH_OPTION, "0"))
-        event: Detach = {"event": "detach", **_stamp(tx), **_session_fields(session)}  # type: ignore[typeddict-item]
+        event: Detach = {"event": "detach", **_stamp(tx), **_session_fields(session)}
         event["linger"] = linger
         if linger == 0:
             event["reason"] = "no detach timeout: seat freed now"
@@ -530,7 +543,7 @@ def refresh(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> Hand
             missing.append(session.id)
             detached.add(session.id)
             continue
-        event: Refresh = {"event": "refresh", **_stamp(tx), "pool": session.pool,  # type: ignore[typeddict-item]
+        event: Refresh = {"event": "refresh", **_stamp(tx), "pool": session.pool,
                           "feature": session.feature, "session": session.id}
         done.append(commit(tx, event) or session)
     return Handled(done, missing, detached=frozenset(detached))
@@ -559,5 +572,5 @@ def remove(
         found.extend(tx.find_sessions(**criteria))
     found = list({s.id: s for s in found}.values())
     who = _actor(machine, actor)
-    freed = frozenset(s.id for s in found if _end(tx, s, "remove", **who))
+    freed = frozenset(s.id for s in found if _end(tx, s, "remove", actor=who))
     return Handled(found, missing, freed)

@@ -19,13 +19,15 @@ VERSION = 1
 """The ``v`` written on every journal line."""
 
 
-class _Stamp(TypedDict):
+class Stamp(TypedDict):
+    """What every event starts with: the schema version and the time of its transaction."""
+
     v: int
     time: str
     ts: float
 
 
-class _Actor(TypedDict, total=False):
+class Actor(TypedDict, total=False):
     """Who ran an admin change: the name the caller claims (``$LOGNAME``) and the account it really is."""
 
     by: str | None
@@ -49,19 +51,31 @@ class _Attributes(TypedDict, total=False):
     uid: int | None
 
 
-class _SessionEvent(_Stamp, _Attributes):
+class RequestPart(_Attributes):
+    """A request for a seat as ``grant``, ``share`` and ``deny`` carry it (with ``feature`` and ``lease``)."""
+
+    pool: str
+    session: str
+
+
+class SessionPart(_Attributes):
+    """A live session as its events name it: where, which seat, and the client's attributes."""
+
     pool: str
     feature: str
     session: str
     seat: str
-    # seats in use in the pool feature after the event
-    in_use: NotRequired[int]
     root: NotRequired[str | None]
     seat_project: NotRequired[str | None]
 
 
+class _SessionEvent(Stamp, SessionPart):
+    # seats in use in the pool feature after the event
+    in_use: NotRequired[int]
+
+
 # --------------------------------------------------------------------------- pools, licenses, settings
-class PoolAdd(_Stamp):
+class PoolAdd(Stamp):
     event: Literal["pool-add"]
     pool: str
     product: str
@@ -70,18 +84,18 @@ class PoolAdd(_Stamp):
     issued: dict[str, int]
 
 
-class PoolSet(_Stamp):
+class PoolSet(Stamp):
     event: Literal["pool-set"]
     pool: str
     options: dict[str, str]
 
 
-class PoolRemove(_Stamp, _Actor):
+class PoolRemove(Stamp, Actor):
     event: Literal["pool-remove"]
     pool: str
 
 
-class LicenseAdd(_Stamp):
+class LicenseAdd(Stamp):
     event: Literal["license-add"]
     pool: str
     feature: str
@@ -91,7 +105,7 @@ class LicenseAdd(_Stamp):
     host_lock: NotRequired[str | None]
 
 
-class LicenseRemove(_Stamp):
+class LicenseRemove(Stamp):
     event: Literal["license-remove"]
     pool: str
     feature: str
@@ -99,7 +113,7 @@ class LicenseRemove(_Stamp):
     issued: int
 
 
-class Reserve(_Stamp):
+class Reserve(Stamp):
     event: Literal["reserve"]
     pool: str
     feature: str
@@ -108,7 +122,7 @@ class Reserve(_Stamp):
     count: int
 
 
-class Config(_Stamp, _Actor):
+class Config(Stamp, Actor):
     event: Literal["config"]
     key: str
     # None clears the setting
@@ -124,7 +138,7 @@ class Grant(_SessionEvent):
     expires: NotRequired[str | None]
 
 
-class Deny(_Stamp, _Attributes):
+class Deny(Stamp, _Attributes):
     """A refused request, with the whole request so that it can be re-keyed later (simulate, explain)."""
 
     event: Literal["deny"]
@@ -137,7 +151,7 @@ class Deny(_Stamp, _Attributes):
     lease: NotRequired[int | None]
 
 
-class Refresh(_Stamp):
+class Refresh(Stamp):
     """A lease extended; ``retry``: a repeated acquire (may carry a new ``lease``, re-attaches a detached session)."""
 
     event: Literal["refresh"]
@@ -159,7 +173,7 @@ class Detach(_SessionEvent):
     reason: NotRequired[str | None]
 
 
-class End(_SessionEvent, _Actor):
+class End(_SessionEvent, Actor):
     """A session ended: released by its client, expired (lease or process gone), removed by an admin."""
 
     event: Literal["release", "expire", "remove"]

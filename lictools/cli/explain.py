@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from lictools.cli.common import example, settings, transaction
@@ -41,7 +43,7 @@ def explain(session: str) -> None:
     _emit(doc)
 
 
-def _emit(doc: dict) -> None:
+def _emit(doc: dict[str, Any]) -> None:
     from lictools.output import emit_object
 
     fmt = settings().fmt

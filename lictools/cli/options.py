@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
-class KeyValue(click.ParamType):
+class KeyValue(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on; 8.1 is supported
     """``KEY=VALUE`` (for ``--option`` and ``--license``)."""
 
     name = "KEY=VALUE"
 
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+    def convert(
+        self, value: str | tuple[str, str], param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
         if isinstance(value, tuple):
             return value
         key, sep, val = value.partition("=")
@@ -31,8 +35,8 @@ class Seconds(click.FloatRange):
     def __init__(self) -> None:
         super().__init__(0, 86400)
 
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        result = super().convert(value, param, ctx)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        result: float = super().convert(value, param, ctx)
         if result != result:
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         return result

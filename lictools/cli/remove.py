@@ -27,9 +27,11 @@ def remove(sessions: tuple[str, ...], user: str | None, host: str | None, pool: 
     end_sessions(_admin_remove, sessions, "removed", own_only=False, user=user, host=host, pool=pool)
 
 
-def _admin_remove(tx: Transaction, ids: tuple[str, ...], **criteria: str | None) -> Handled:
+def _admin_remove(
+    tx: Transaction, ids: tuple[str, ...], user: str | None, host: str | None, pool: str | None
+) -> Handled:
     from lictools import engine
     from lictools.cli.common import require_admin
 
     require_admin(tx, "remove")
-    return engine.remove(tx, ids, **criteria)
+    return engine.remove(tx, ids, user=user, host=host, pool=pool)

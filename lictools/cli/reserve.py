@@ -59,6 +59,7 @@ def reserve(pool: str, args: tuple[str, ...], from_file: str | None, replace: bo
     from lictools.cli.common import warn
     from lictools.errors import UsageError
     from lictools.output import emit_rows
+    from lictools.rules import check_feature
     from lictools.validate import whole_number
 
     if from_file is not None and args:
@@ -77,7 +78,7 @@ def reserve(pool: str, args: tuple[str, ...], from_file: str | None, replace: bo
         if args:
             project, feature, count_text = args
             count = whole_number(count_text, "COUNT")
-            feature = engine.check_feature(engine.rule_of(p), feature)
+            feature = check_feature(engine.rule_of(p), feature)
             if dry_run:
                 reservations = engine.plan_reservations(p, {project: {feature: count}}, replace_all=False).reservations
             else:

@@ -52,7 +52,10 @@ DEFAULT_LEASE = 1200
 DETACH_OPTION = "linger"
 DENIAL_TEXT: str | None = None
 
-__all__ = ["front_end", "lease_advice", "parse_reservation_file", "seat_key"]
+__all__ = [  # what this module provides as a rule (lictools.rules.base.Rule)
+    "NAME", "TITLE", "SUMMARY", "FEATURES", "FEATURE_TITLES", "OPTIONS", "DEFAULT_LEASE", "DETACH_OPTION",
+    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file",
+]
 
 FEATURE_TITLES = {
     "dev": "Development Client connection",
@@ -102,7 +105,8 @@ def device_id(request: Request, pool: Pool) -> str:
 
 def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     key = device_id(request, pool)
-    kind = FEATURE_TITLES.get(request.feature, request.feature)
+    feature = request.feature or ""
+    kind = FEATURE_TITLES.get(feature, feature)
     if request.terminal:
         why = (
             f"terminal server session from host {request.host} on node {request.node}: device ID "

@@ -12,7 +12,7 @@ request, the pool and a read-only view of the live sessions.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, NamedTuple, Protocol
+from typing import Any, Callable, Literal, NamedTuple, Protocol
 
 from lictools.errors import UsageError
 from lictools.model import Pool, Request, Session
@@ -35,9 +35,9 @@ class Seat(NamedTuple):
     why: str
     # the root session a child shares (Genero RUN); None for everything else
     root: str | None = None
-    # attributes the session takes from what it joins instead of its own (a Genero RUN child takes
-    # its root's client and monitor): (name, value) pairs
-    inherits: tuple[tuple[str, str | None], ...] = ()
+    # request attributes the session takes from what it joins instead of its own (a Genero RUN child
+    # takes its root's client and monitor): (name, value) pairs
+    inherits: tuple[tuple[str, Any], ...] = ()
 
 
 class FrontEnd(NamedTuple):

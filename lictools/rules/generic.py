@@ -23,7 +23,10 @@ DEFAULT_LEASE = 3600
 DETACH_OPTION = "linger"
 DENIAL_TEXT: str | None = None
 
-__all__ = ["front_end", "lease_advice", "parse_reservation_file", "seat_key"]
+__all__ = [  # what this module provides as a rule (lictools.rules.base.Rule)
+    "NAME", "TITLE", "SUMMARY", "FEATURES", "FEATURE_TITLES", "OPTIONS", "DEFAULT_LEASE", "DETACH_OPTION",
+    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file",
+]
 
 
 def _check_share(value: str) -> str:

@@ -60,7 +60,10 @@ DEFAULT_LEASE = 3600
 DETACH_OPTION = "user_agent_timeout"
 DENIAL_TEXT: str | None = "-6017 User limit exceeded. Cannot run this program."
 
-__all__ = ["front_end", "lease_advice", "parse_reservation_file", "seat_key"]
+__all__ = [  # what this module provides as a rule (lictools.rules.base.Rule)
+    "NAME", "TITLE", "SUMMARY", "FEATURES", "FEATURE_TITLES", "OPTIONS", "DEFAULT_LEASE", "DETACH_OPTION",
+    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file",
+]
 
 DIRECT_CLIENTS = ("gdc", "gjc")
 """Front ends in direct mode (rlogin, telnet, ssh): one seat per front-end monitor."""
@@ -97,8 +100,15 @@ def front_end(session: Session) -> FrontEnd:
     return FrontEnd("terminal", session.host, None)
 
 
-def find_tree(view: SessionView, pool: str, parent: str) -> tuple[str, Session] | None:
-    """(root id, a live session of the root's tree) for a ``--parent`` id, or None when none is left."""
+def find_tree(view: SessionView, pool: str, parent: str, asking: str | None = None) -> tuple[str, Session] | None:
+    """(root id, a live session of the root's tree) for a ``--parent`` id, or None when none is left.
+
+    Asked again about a live child (``asking``, as ``explain`` does), the answer is the tree it
+    joined when it started, even if the parent's id now names another DVM (a reused id).
+    """
+    own = view.get_session(asking) if asking else None
+    if own is not None and own.parent == parent and own.root and own.root != own.id:
+        return own.root, own
     live = view.get_session(parent)
     if live is not None:
         return (live.root or live.id), live
@@ -125,7 +135,7 @@ def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     if request.parent is not None:
         if request.parent == request.session:
             raise UsageError(f"session {request.session} cannot be its own --parent")
-        found = find_tree(view, pool.name, request.parent)
+        found = find_tree(view, pool.name, request.parent, request.session)
         if found is None:
             raise NotFoundError(
                 f"unknown parent session {request.parent}: no DVM of its tree is running in pool {pool.name}; "
@@ -134,7 +144,12 @@ def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
         root, member = found
         if member.pool != pool.name:
             raise UsageError(f"parent session {request.parent} is in pool {member.pool}, not {pool.name}")
-        how = "its parent" if member.id == request.parent else f"DVM {member.id} of the same tree"
+        if member.id == request.parent:
+            how = "its parent"
+        elif member.id == request.session:
+            how = "the tree it joined when it started"
+        else:
+            how = f"DVM {member.id} of the same tree"
         return Seat(
             member.seat,
             f"started by RUN / RUN WITHOUT WAITING from {request.parent}: shares the seat of root DVM {root} "

@@ -114,7 +114,7 @@ class SqliteTransaction(Transaction):
         row = self.db.execute(
             "SELECT COUNT(*) FROM sessions WHERE pool = ? AND feature = ? AND seat = ?", (pool, feature, seat)
         ).fetchone()
-        return row[0]
+        return int(row[0])
 
     def seats_by_project(self, pool: str, feature: str) -> dict[str | None, int]:
         rows = self.db.execute(
