@@ -17,7 +17,7 @@ attributes drawn to exercise each rule: host/node/terminal for aveva-batch, pare
 for genero, project/app/host (and the version option) for magic-xpa, any attribute and any
 ``share=`` for generic. Invalid combinations (UsageError, NotFoundError) are legitimate answers,
 and must change nothing; for the products the model knows, they must be exactly the ones the
-model expects. The stores: MemoryTransaction (fast, many examples) and the SQLite store in a
+model expects. The stores: lictools' MemoryStore (fast, many examples) and the SQLite store in a
 temporary folder (fewer examples).
 
 The machines also exercise the four engine gaps these tests once found, now fixed (each keeps a
@@ -53,7 +53,7 @@ from lictools import engine, replay
 from lictools.errors import NotFoundError, UsageError
 from lictools.model import Request
 from lictools.rules import RULES, get_rule
-from lictools.stores.memory import MemoryTransaction, empty_document
+from lictools.stores.memory import MemoryStore
 
 SCALE = float(os.environ.get("LICTOOLS_PROPERTY_EXAMPLES", "1.0"))
 _AVOIDED = {g.strip() for g in os.environ.get("LICTOOLS_PROPERTY_AVOID", "").split(",") if g.strip()}
@@ -83,29 +83,25 @@ SHARES = ["", "user", "host", "user,host", "project", "app,terminal", "client,mo
 
 # --------------------------------------------------------------------------- stores
 class MemoryBackend:
-    """MemoryTransaction over a document: a transaction works on a copy, kept only on success."""
+    """lictools' MemoryStore: a failed transaction rolls back (undo log), the journal is kept in memory."""
 
     kind = "memory"
 
     def __init__(self) -> None:
-        self.doc = empty_document()
-        self.events: list[dict[str, Any]] = []
+        self.now = 0.0
+        self.store = MemoryStore(clock=lambda: self.now)
 
     @contextmanager
     def transaction(self, now: float):
-        doc = copy.deepcopy(self.doc)
-        tx = MemoryTransaction(doc, now)
-        yield tx
-        self.doc = doc
-        self.events.extend(tx.events)
+        self.now = now
+        with self.store.transaction() as tx:
+            yield tx
 
-    @contextmanager
-    def view(self, now: float):
-        yield MemoryTransaction(copy.deepcopy(self.doc), now)
+    view = transaction  # nothing is written when nothing changes
 
     def compare(self, now: float) -> list[str]:
-        with self.view(now) as tx:
-            return replay.compare_transaction(self.events, tx)
+        self.now = now
+        return replay.compare(self.store)
 
     def close(self) -> None:
         pass
