@@ -32,6 +32,16 @@ def shared_capacity(issued: int, reserved: dict[str, int]) -> int:
     return max(0, issued - sum(reserved.values()))
 
 
+def available(issued: int, reserved: dict[str, int], usage: dict[str | None, int]) -> int:
+    """Free seats a request without a project may take: free seats, but not the unused reservations.
+
+    ``info`` shows it beside ``free`` (which counts reserved seats too, as SPEC.md says): a pool whose
+    free seats are all reserved has ``available`` 0.
+    """
+    free = issued - sum(usage.values())
+    return max(0, min(free, shared_capacity(issued, reserved) - shared_used(usage, reserved)))
+
+
 def admit(issued: int, reserved: dict[str, int], usage: dict[str | None, int], project: str | None) -> Admission:
     """May a new seat be opened for ``project``? Never beyond the issued count; reserved seats first."""
     in_use = sum(usage.values())

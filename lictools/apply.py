@@ -141,6 +141,7 @@ def session_from_grant(ev: Grant) -> Session:
         shared=ev["event"] == "share", terminal=bool(ev.get("terminal")), app=ev.get("app"),
         project=ev.get("project"), parent=ev.get("parent"), root=ev.get("root"), client=ev.get("client"),
         monitor=ev.get("monitor"), pid=ev.get("pid"), seat_project=ev.get("seat_project"), uid=ev.get("uid"),
+        pid_start=ev.get("pid_start"),
     )
 
 

@@ -74,6 +74,8 @@ class Handled(NamedTuple):
     freed: frozenset[str] = frozenset()
     # ids in ``missing`` that are live but detached: their user agent went away, refresh cannot extend them
     detached: frozenset[str] = frozenset()
+    # sessions a removal matched but kept: younger than its ``min_age`` (RLM's MINREMOVE)
+    kept: tuple[Session, ...] = ()
 
 
 class LicenseResult(NamedTuple):
@@ -124,7 +126,7 @@ def _session_fields(session: Session) -> SessionPart:
         "user": session.user, "host": session.host, "node": session.node, "terminal": session.terminal or None,
         "app": session.app, "project": session.project, "client": session.client, "monitor": session.monitor,
         "parent": session.parent, "root": session.root, "pid": session.pid, "uid": session.uid,
-        "seat_project": session.seat_project,
+        "seat_project": session.seat_project, "pid_start": session.pid_start,
     }
 
 
@@ -172,9 +174,16 @@ def drop_dead_processes(tx: Transaction, pool: str | None = None, host: Host = S
         criteria["pool"] = pool
     dropped = []
     for session in tx.find_sessions(**criteria):
-        if session.pid is not None and not host.pid_alive(session.pid):
-            _end(tx, session, "expire", reason=f"process {session.pid} is gone")
-            dropped.append(session)
+        if session.pid is None:
+            continue
+        if not host.pid_alive(session.pid):
+            reason = f"process {session.pid} is gone"
+        elif session.pid_start is not None and host.process_start(session.pid) != session.pid_start:
+            reason = f"process {session.pid} is gone (the PID now belongs to a process started later)"
+        else:
+            continue
+        _end(tx, session, "expire", reason=reason)
+        dropped.append(session)
     return dropped
 
 
@@ -386,7 +395,9 @@ def _normalise(request: Request) -> None:
         validate.count(request.lease, "--lease", 315_360_000)
 
 
-def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_denial: bool = True) -> Outcome:
+def acquire(
+    tx: Transaction, request: Request, dry_run: bool = False, journal_denial: bool = True, host: Host = SYSTEM
+) -> Outcome:
     """Grant, share or deny a seat for ``request``; idempotent by session id.
 
     A session whose seat key is already in use always joins it, even in a full pool. With
@@ -434,6 +445,8 @@ def acquire(tx: Transaction, request: Request, dry_run: bool = False, journal_de
         "event": "share" if shared else "grant", **_stamp(tx), **_request_fields(counted), "feature": feature,
         "seat": seat.key, "root": seat.root, "seat_project": seat_project, "lease": lease, "in_use": after,
     }
+    if request.pid is not None and request.node == host.node():
+        event["pid_start"] = host.process_start(request.pid)
     session = session_from_grant(event) if dry_run else commit(tx, event)
     return Outcome(True, pool.name, feature, seat.key, session, shared, reason, issued, after,
                    holders=tuple(h.id for h in holders))
@@ -557,20 +570,36 @@ def remove(
     pool: str | None = None,
     actor: str | None = None,
     machine: Host = SYSTEM,
+    pid: int | None = None,
+    node: str | None = None,
+    everything: bool = False,
+    min_age: float = 0.0,
 ) -> Handled:
-    """Admin forced release (lmremove) by ids, and every session of a user or client host.
-
-    With ``pool``, ids of sessions in other pools are reported as not found.
+    """Admin forced release: by ids (FlexNet ``lmremove``), every session of a user or client host,
+    of a process (``pid`` on ``node``, default this node: ``fglWrt -x``), or ``everything`` in ``pool``
+    (``fglWrt -i``). Sessions younger than ``min_age`` seconds are kept (RLM's MINREMOVE) and returned
+    as ``kept``. With ``pool``, ids of sessions in other pools are reported as not found.
     """
+    if everything and pool is None:
+        raise UsageError("removing every session needs a pool (--pool POOL --all)")
+    if pool is not None:
+        get_pool(tx, pool)
     found, missing = _lookup(tx, ids)
     if pool is not None:
-        validate.name(pool, "--pool")
         missing.extend(s.id for s in found if s.pool != pool)
         found = [s for s in found if s.pool == pool]
-    if user is not None or host is not None:
-        criteria = {k: v for k, v in (("user", user), ("host", host), ("pool", pool)) if v is not None}
-        found.extend(tx.find_sessions(**criteria))
-    found = list({s.id: s for s in found}.values())
+    if pid is not None:
+        validate.count(pid, "--pid", 2**31 - 1)
+    if node is not None:
+        validate.text(node, "--node")
+    filters: dict[str, Any] = {k: v for k, v in (("user", user), ("host", host), ("pid", pid)) if v is not None}
+    if pid is not None:
+        filters["node"] = node or machine.node()
+    if filters or everything:
+        found.extend(tx.find_sessions(**filters, **({"pool": pool} if pool is not None else {})))
+    matched = list({s.id: s for s in found}.values())
+    kept = tuple(s for s in matched if tx.now - s.started < min_age)
+    done = [s for s in matched if s not in kept]
     who = _actor(machine, actor)
-    freed = frozenset(s.id for s in found if _end(tx, s, "remove", actor=who))
-    return Handled(found, missing, freed)
+    freed = frozenset(s.id for s in done if _end(tx, s, "remove", actor=who))
+    return Handled(done, missing, freed, kept=kept)

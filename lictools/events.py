@@ -67,6 +67,8 @@ class SessionPart(_Attributes):
     seat: str
     root: NotRequired[str | None]
     seat_project: NotRequired[str | None]
+    # when the process ``pid`` started (to tell a reused PID), recorded for a process on this node
+    pid_start: NotRequired[int | None]
 
 
 class _SessionEvent(Stamp, SessionPart):

@@ -24,6 +24,13 @@ class Host(Protocol):
     def pid_alive(self, pid: int) -> bool:
         """Does a process with this PID run on this node?"""
 
+    def process_start(self, pid: int) -> int | None:
+        """When process ``pid`` started (an opaque number; None when unknown or not running).
+
+        A PID is reused once its process is gone: a session records its process's start, and a
+        process with that PID but another start is not the session's process.
+        """
+
     def new_id(self) -> str:
         """A fresh unique session id."""
 
@@ -60,6 +67,16 @@ class SystemHost:
         except OverflowError:
             return False
         return True
+
+    def process_start(self, pid: int) -> int | None:
+        # /proc/PID/stat: "pid (comm) state ppid ...", starttime is field 22 (clock ticks since boot);
+        # comm may hold spaces and parentheses, so fields are counted after the last ')'
+        try:
+            with open(f"/proc/{int(pid)}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return int(fields[19])
+        except (OSError, IndexError, ValueError):
+            return None
 
     def new_id(self) -> str:
         return os.urandom(8).hex()

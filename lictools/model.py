@@ -121,6 +121,8 @@ class Session:
     detached: bool = False
     # the account that acquired it (None: not recorded, anyone may end it)
     uid: int | None = None
+    # when the process ``pid`` started on ``node`` (lictools.host.Host.process_start), to tell a reused PID
+    pid_start: int | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SESSION_FIELDS}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from lictools.admission import available
 from lictools.engine import get_pool, rule_of
 from lictools.model import Pool, Session
 from lictools.rules import check_feature, feature_title
@@ -34,51 +35,86 @@ def pool_features(pool: Pool, tx: Transaction) -> list[str]:
 
 
 def info(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
-    """Per pool and feature: issued, in use, reserved, free, sessions (the ``info`` JSON shape)."""
+    """Per pool and feature: issued, in use, reserved, free, available, sessions (the ``info`` JSON shape)."""
     rows = []
     for p in pools(tx, pool):
         for feature in pool_features(p, tx):
-            issued = p.issued(feature)
-            in_use = tx.seats_in_use(p.name, feature)
+            issued, reserved = p.issued(feature), p.reserved(feature)
+            usage = tx.seats_by_project(p.name, feature)
+            in_use = sum(usage.values())
             rows.append({
                 "pool": p.name,
                 "product": p.product,
                 "feature": feature,
                 "issued": issued,
                 "in_use": in_use,
-                "reserved": sum(p.reserved(feature).values()),
+                "reserved": sum(reserved.values()),
                 "free": issued - in_use,
                 "sessions": len(tx.find_sessions(pool=p.name, feature=feature)),
+                "available": available(issued, reserved, usage),
             })
     return rows
 
 
-def users(tx: Transaction, pool: str | None = None, feature: str | None = None) -> list[dict[str, Any]]:
-    """One row per seat in use: who holds it, from where, since when (the ``users`` JSON shape)."""
-    criteria = {k: v for k, v in (("pool", pool), ("feature", feature)) if v is not None}
+def _selected(
+    tx: Transaction, pool: str | None, feature: str | None, user: str | None, host: str | None
+) -> list[Session]:
+    """Live sessions of ``pool``/``feature`` (checked when named) whose user and client host match."""
     if pool:
         checked = get_pool(tx, pool)
         if feature is not None:
             check_feature(rule_of(checked), feature)
+    criteria = {k: v for k, v in (("pool", pool), ("feature", feature), ("user", user), ("host", host)) if v is not None}
+    return tx.find_sessions(**criteria)
+
+
+def users(
+    tx: Transaction, pool: str | None = None, feature: str | None = None, user: str | None = None,
+    host: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per seat in use: who holds it, from where, since when (the ``users`` JSON shape).
+
+    With ``user`` / ``host``: the seats where such a session holds a share, with all their holders.
+    """
     seats: dict[tuple[str, str, str], list[Session]] = {}
-    for session in tx.find_sessions(**criteria):
+    for session in _selected(tx, pool, feature, None, None):
         seats.setdefault((session.pool, session.feature, session.seat), []).append(session)
     rows = []
-    for (pool_name, feature_name, seat), sessions in sorted(seats.items()):
-        expiries = [s.expires for s in sessions]
+    for (pool_name, feature_name, seat), held in sorted(seats.items()):
+        if user is not None and all(s.user != user for s in held):
+            continue
+        if host is not None and all(s.host != host for s in held):
+            continue
+        expiries = [s.expires for s in held]
         rows.append({
             "pool": pool_name,
             "feature": feature_name,
             "seat": seat,
-            "users": sorted({s.user for s in sessions}),
-            "hosts": sorted({s.host for s in sessions}),
-            "sessions": [s.id for s in sessions],
-            "since": iso(min(s.started for s in sessions)),
+            "users": sorted({s.user for s in held}),
+            "hosts": sorted({s.host for s in held}),
+            "sessions": [s.id for s in held],
+            "since": iso(min(s.started for s in held)),
             "expires": None if None in expiries else iso(max(e for e in expiries if e is not None)),
-            "project": sessions[0].seat_project,
-            "detached": all(s.detached for s in sessions),
+            "project": held[0].seat_project,
+            "detached": all(s.detached for s in held),
         })
     return rows
+
+
+def checkouts(
+    tx: Transaction, pool: str | None = None, feature: str | None = None, user: str | None = None,
+    host: str | None = None,
+) -> list[dict[str, Any]]:
+    """``users --sessions``: one row per session, like the per-license lines of FlexNet ``lmstat -a``."""
+    return [
+        {
+            "session": s.id, "pool": s.pool, "feature": s.feature, "seat": s.seat, "user": s.user,
+            "host": s.host, "node": s.node, "client": s.client, "pid": s.pid, "since": iso(s.started),
+            "refreshed": iso(s.refreshed), "expires": iso(s.expires), "uid": s.uid, "project": s.project,
+            "detached": s.detached,
+        }
+        for s in sorted(_selected(tx, pool, feature, user, host), key=lambda s: (s.pool, s.feature, s.started, s.id))
+    ]
 
 
 def session_doc(session: Session) -> dict[str, Any]:

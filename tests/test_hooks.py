@@ -1,18 +1,26 @@
-"""The bash hooks in examples/hooks, run for real with bash."""
+"""The bash hooks in examples/hooks, run for real with bash, the way logins, PAM and cron run them.
+
+A "login shell" here is a real bash process that runs login.sh, waits, then runs logout.sh: the
+hooks key a seat on that shell ($PPID of the hook). Session files go to a private folder under the
+test's HOME (~/.local/state/lictools/sessions), as they do for a user without XDG_RUNTIME_DIR.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_process
 
-HOOKS = Path(__file__).resolve().parent.parent / "examples" / "hooks"
+REPO = Path(__file__).resolve().parent.parent
+HOOKS = REPO / "examples" / "hooks"
 LICTOOLS_BIN = str(Path(sys.executable).parent / "lictools")
 
 
@@ -20,34 +28,67 @@ LICTOOLS_BIN = str(Path(sys.executable).parent / "lictools")
 def hook_env(state, tmp_path):
     if not os.access(LICTOOLS_BIN, os.X_OK):
         pytest.skip(f"console script {LICTOOLS_BIN} is not installed in this environment")
-    sessions = tmp_path / "sessions"
-    sessions.mkdir()
-    return dict(os.environ, LICTOOLS_BIN=LICTOOLS_BIN, LICTOOLS_SESSION_DIR=str(sessions))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "LICTOOLS_SESSION_DIR")}
+    env.update(LICTOOLS_BIN=LICTOOLS_BIN, HOME=str(home))
+    return env
 
 
 def hook(name, env, *args):
     return subprocess.run(["bash", str(HOOKS / name), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
-def in_use(pool):
-    return json.loads(run_process("--format", "json", "info", pool).out)[0]["in_use"]
+def info(pool, env=None):
+    return json.loads(run_process("--format", "json", "info", pool, env=env).out)[0]
+
+
+def checkouts(env=None):
+    return json.loads(run_process("--format", "json", "users", "--sessions", env=env).out)
+
+
+class LoginShell:
+    """A bash login shell wired as the README says: login.sh from the profile, logout.sh from its EXIT
+    trap. It waits for a line on stdin, then exits (and so logs out)."""
+
+    def __init__(self, env, pool, *acquire_args):
+        args = " ".join(acquire_args)
+        script = (f"trap 'bash {HOOKS}/logout.sh {pool}' EXIT\n"
+                  f'bash {HOOKS}/login.sh {pool} {args} || exit $?\n'
+                  f'echo logged-in\nread _\n')
+        self.proc = subprocess.Popen(["bash", "-c", script], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line == "logged-in\n", self.proc.stderr.read()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def logout(self):
+        out, err = self.proc.communicate("\n", timeout=60)
+        assert self.proc.returncode == 0, err
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
 
 def test_login_logout_cycle(hook_env):
     assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=1").code == 0
     first = hook("login.sh", hook_env, "p", "--feature", "seats")
     assert first.returncode == 0, first.stderr
-    assert in_use("p") == 1
+    assert info("p")["in_use"] == 1
     retried = hook("login.sh", hook_env, "p", "--feature", "seats")
-    assert retried.returncode == 0, "a retried login reuses its session"
-    assert in_use("p") == 1
+    assert retried.returncode == 0, "a retried login (same shell) reuses its session"
+    assert info("p")["sessions"] == 1
     assert hook("heartbeat.sh", hook_env, "p", "--feature", "seats").returncode == 0
     assert hook("logout.sh", hook_env, "p").returncode == 0
-    assert in_use("p") == 0
+    assert info("p")["in_use"] == 0
     assert hook("logout.sh", hook_env, "p").returncode == 0, "logout twice is harmless"
 
 
-def test_login_refused_when_full(hook_env, tmp_path):
+def test_login_refused_when_full(hook_env):
     assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=1").code == 0
     assert run_process("acquire", "p", "--feature", "seats", "--user", "someone-else").code == 0
     refused = hook("login.sh", hook_env, "p", "--feature", "seats")
@@ -55,9 +96,125 @@ def test_login_refused_when_full(hook_env, tmp_path):
     assert "No license seat is free for p" in refused.stderr
 
 
-def test_heartbeat_reacquires_an_expired_session(hook_env):
-    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=1", "--option", "lease=60").code == 0
+def test_same_user_logged_in_twice_holds_two_sessions_each_freed_by_its_own_logout(hook_env):
+    """It used to keep one file per user: the second login reused the first's session, and the first
+    logout freed the seat while the second shell still ran."""
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=5").code == 0
+    one, two = LoginShell(hook_env, "p", "--feature", "seats"), LoginShell(hook_env, "p", "--feature", "seats")
+    assert sorted(s["pid"] for s in checkouts()) == sorted([one.pid, two.pid])
+    one.logout()
+    assert [s["pid"] for s in checkouts()] == [two.pid]
+    two.logout()
+    assert checkouts() == []
+
+
+def test_hooks_pin_the_output_they_parse(hook_env):
+    """A user who exports LICTOOLS_FORMAT=json must not get JSON written into the session file."""
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=1").code == 0
+    env = dict(hook_env, LICTOOLS_FORMAT="json")
+    shell = LoginShell(env, "p", "--feature", "seats")
+    files = list((Path(env["HOME"]) / ".local/state/lictools/sessions").iterdir())
+    assert len(files) == 1
+    session, pid, _start = files[0].read_text().split()
+    assert session == checkouts()[0]["session"] and int(pid) == shell.pid
+    shell.logout()
+    assert info("p")["in_use"] == 0
+
+
+def test_session_folder_is_private_and_refuses_another_owner(hook_env, tmp_path):
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=1").code == 0
     assert hook("login.sh", hook_env, "p", "--feature", "seats").returncode == 0
-    later = dict(hook_env, LICTOOLS_NOW=str(__import__("time").time() + 120))
-    assert hook("heartbeat.sh", later, "p", "--feature", "seats").returncode == 0
-    assert json.loads(run_process("--format", "json", "info", "p", env={"LICTOOLS_NOW": later["LICTOOLS_NOW"]}).out)[0]["in_use"] == 1
+    folder = Path(hook_env["HOME"]) / ".local/state/lictools/sessions"
+    assert folder.stat().st_mode & 0o077 == 0
+    hook("logout.sh", hook_env, "p")
+    elsewhere = tmp_path / "planted"
+    elsewhere.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(elsewhere)
+    refused = hook("login.sh", dict(hook_env, LICTOOLS_SESSION_DIR=str(link)), "p", "--feature", "seats")
+    assert refused.returncode == 1 and "refusing to use it" in refused.stderr
+    assert info("p")["in_use"] == 0
+
+
+def test_heartbeat_from_cron_refreshes_the_login_session_and_never_takes_a_second_seat(hook_env):
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=5",
+                       "--option", "lease=600").code == 0
+    shell = LoginShell(hook_env, "p", "--feature", "seats")
+    [before] = checkouts()
+    later = time.time() + 300
+    cron = {k: v for k, v in hook_env.items() if k not in ("XDG_RUNTIME_DIR",)}  # cron has no session bus
+    cron["LICTOOLS_NOW"] = repr(later)
+    result = hook("heartbeat.sh", cron, "p", "--feature", "seats")
+    assert result.returncode == 0, result.stderr
+    [after] = checkouts(env={"LICTOOLS_NOW": repr(later)})
+    assert after["session"] == before["session"] and after["pid"] == shell.pid, "cron's PID is never recorded"
+    assert after["refreshed"] > before["refreshed"]
+    # the lease ran out (the machine slept): the heartbeat takes a seat again for that login, in its name
+    much_later = dict(cron, LICTOOLS_NOW=repr(later + 10_000))
+    assert hook("heartbeat.sh", much_later, "p", "--feature", "seats").returncode == 0
+    [again] = checkouts(env={"LICTOOLS_NOW": much_later["LICTOOLS_NOW"]})
+    assert again["session"] == before["session"] and again["pid"] == shell.pid
+    assert info("p", env={"LICTOOLS_NOW": much_later["LICTOOLS_NOW"]})["sessions"] == 1
+    shell.logout()
+
+
+def test_heartbeat_without_a_login_takes_no_seat(hook_env):
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=5").code == 0
+    assert hook("heartbeat.sh", hook_env, "p", "--feature", "seats").returncode == 0
+    assert info("p")["sessions"] == 0
+
+
+def test_login_shell_killed_with_sigkill_gives_its_seat_back_at_the_next_heartbeat(hook_env):
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=1",
+                       "--option", "lease=3600").code == 0
+    shell = LoginShell(hook_env, "p", "--feature", "seats")
+    shell.kill()  # logout.sh never runs
+    assert info("p")["in_use"] == 1
+    assert hook("heartbeat.sh", hook_env, "p", "--feature", "seats").returncode == 0
+    assert info("p")["in_use"] == 0
+    assert hook("login.sh", hook_env, "p", "--feature", "seats").returncode == 0, "the seat is free again"
+
+
+def test_login_shell_killed_with_sigkill_is_reaped_by_check_pids(hook_env):
+    """With check_pids=yes the next lictools command on the node frees the seat of a dead login."""
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=1",
+                       "--option", "check_pids=yes").code == 0
+    shell = LoginShell(hook_env, "p", "--feature", "seats")
+    assert info("p")["in_use"] == 1
+    shell.kill()
+    assert info("p")["in_use"] == 0
+
+
+def test_pam_exec_takes_the_seat_in_pam_users_name_and_its_close_frees_it(hook_env):
+    """pam_exec runs the hook as root with PAM_USER and PAM_TYPE set and no HOME."""
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "seats=1").code == 0
+    pam = {k: v for k, v in hook_env.items() if k != "HOME"}
+    pam.update(PAM_USER="alice", PAM_SERVICE="sshd", PAM_TTY="ssh")
+    # like sshd or login: one process opens the PAM session, waits, and closes it
+    script = (f'PAM_TYPE=open_session bash {HOOKS}/pam.sh p --feature seats || exit $?\n'
+              f'echo open\nread _\nPAM_TYPE=close_session bash {HOOKS}/pam.sh p\nexit $?\n')
+    app = subprocess.Popen(["bash", "-c", script], env=pam, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    assert app.stdout.readline() == "open\n", app.stderr.read()
+    [session] = checkouts()
+    assert session["user"] == "alice" and session["pid"] == app.pid
+    assert session["session"].startswith("pam-") and session["session"].endswith(f"-alice-{app.pid}")
+    other = hook("pam.sh", dict(pam, PAM_TYPE="open_session", PAM_USER="bob"), "p", "--feature", "seats")
+    assert other.returncode == 3 and "No license seat is free" in other.stderr
+    _, err = app.communicate("\n", timeout=60)
+    assert app.returncode == 0, err
+    assert checkouts() == []
+    assert hook("pam.sh", dict(pam, PAM_TYPE="auth"), "p").returncode == 0
+
+
+def test_demo_ignores_an_exported_state_and_format(tmp_path):
+    if not os.access(REPO / ".venv" / "bin" / "lictools", os.X_OK):
+        pytest.skip("examples/demo.sh installs into the repository's .venv, which this run does not use")
+    real = tmp_path / "real" / "state.db"
+    env = dict(os.environ, LICTOOLS_STATE=str(real), LICTOOLS_FORMAT="json", TMPDIR=str(tmp_path))
+    result = subprocess.run(["bash", str(REPO / "examples" / "demo.sh")], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert not real.parent.exists(), "the demo touched the exported state"
+    assert "carol denied: exit 3" in result.stdout
+    assert list(tmp_path.glob("lictools-demo.*")) == [], "the demo's own state folder is removed"

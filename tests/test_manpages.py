@@ -108,3 +108,16 @@ def test_every_help_shows_an_example(name: str, capsys: pytest.CaptureFixture[st
         assert run([*path, "--help"]) == 0
         out = capsys.readouterr().out
         assert "Example" in out, f"'lictools {' '.join(path)} --help' shows no example"
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man(1) is not installed (apt-get install man-db)")
+def test_readme_manpath_line_lets_man_find_every_page():
+    """README: export MANPATH="$PWD/man:" from the checkout, then 'man lictools' works."""
+    import os
+
+    env = dict(os.environ, MANPATH=f"{MAN_DIR}:")
+    for page in PAGES:
+        name, section = page.stem, page.suffix[1:]
+        found = subprocess.run(["man", "-w", section, name], env=env, capture_output=True, text=True)
+        assert found.returncode == 0, f"man {section} {name}: {found.stderr.strip()}"
+        assert Path(found.stdout.strip()).resolve() == page.resolve()

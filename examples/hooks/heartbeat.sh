@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Heartbeat: run every few minutes while the client runs (cron, systemd timer, or a loop).
-# Refreshes the lease; when the session is gone (exit 4) it acquires again.
-# Usage: heartbeat.sh POOL [acquire options...]
+# Heartbeat: run every few minutes from cron or a systemd timer while the user may be logged in.
+# Usage: heartbeat.sh POOL [the acquire options login.sh was given...]
+# For every login of this user on this node it finds (the session files login.sh wrote):
+#   - the login shell still runs: refresh its lease; if the session had ended (expired, removed),
+#     take a seat again for that same login (same session id, the shell's PID, never cron's);
+#   - the login shell is gone (killed with SIGKILL, so logout.sh never ran): give its seat back.
+# It never acquires a seat for a login it does not know of.
 set -u
+. "$(dirname "$0")/lib.sh"
 pool=${1:?usage: heartbeat.sh POOL [acquire options...]}
-dir=${LICTOOLS_SESSION_DIR:-${XDG_RUNTIME_DIR:-/tmp}}
-file="$dir/lictools-$pool-$(id -un).session"
-lictools=${LICTOOLS_BIN:-lictools}
-
-session=$(cat "$file" 2>/dev/null) || exec "$(dirname "$0")/login.sh" "$@"
-"$lictools" refresh "$session" >/dev/null
-status=$?
-if [ "$status" -eq 4 ]; then
-    rm -f "$file"
-    exec "$(dirname "$0")/login.sh" "$@"
-fi
+shift
+dir=$(session_dir) || exit 1
+status=0
+for file in "$dir/$pool.$(uname -n)."*.session; do
+    [ -s "$file" ] || continue
+    read -r session shell start < "$file"
+    if [ -z "$start" ] || [ "$(proc_start "$shell")" != "$start" ]; then
+        lt release "$session" >/dev/null 2>&1
+        rm -f "$file"
+        continue
+    fi
+    lt refresh "$session" >/dev/null
+    rc=$?
+    if [ "$rc" -eq 4 ]; then
+        lt acquire "$pool" --pid "$shell" --session "$session" "$@" >/dev/null
+        rc=$?
+    fi
+    [ "$rc" -eq 0 ] || status=$rc
+done
 exit "$status"

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# Login hook: take a seat for this user before the client starts; refuse the login when denied.
-# Usage: login.sh POOL [extra acquire options...]     e.g. login.sh genero-prod --client gdc --monitor "$FGLSERVER"
-# The session id is kept in $LICTOOLS_SESSION_DIR (default: $XDG_RUNTIME_DIR or /tmp) for logout.sh.
+# Login hook: take a seat for this login before the client starts; refuse the login when denied.
+# Usage: login.sh POOL [acquire options...]   e.g. login.sh genero-prod --client gdc --monitor "$FGLSERVER"
+# Run it from the login shell (~/.bash_profile): the seat belongs to that shell ($PPID), so two
+# logins of one user hold two sessions, and each logout.sh frees its own. Running it again in the
+# same shell (a retried login) reuses the session: never a second seat.
 set -u
+. "$(dirname "$0")/lib.sh"
 pool=${1:?usage: login.sh POOL [acquire options...]}
 shift
-dir=${LICTOOLS_SESSION_DIR:-${XDG_RUNTIME_DIR:-/tmp}}
-file="$dir/lictools-$pool-$(id -un).session"
-lictools=${LICTOOLS_BIN:-lictools}
+shell=$PPID
+dir=$(session_dir) || exit 1
+file=$(session_file "$pool" "$shell") || exit 1
+start=$(proc_start "$shell")
 
-# A retried login reuses its session id, so it never takes a second seat.
-session=$(cat "$file" 2>/dev/null || true)
-args=(acquire "$pool" --pid "$PPID" "$@")
-[ -n "$session" ] && args+=(--session "$session")
+args=(acquire "$pool" --pid "$shell" "$@")
+if [ -s "$file" ]; then
+    read -r session old_shell old_start < "$file"
+    if [ "$old_start" = "$start" ]; then
+        args+=(--session "$session")               # this shell logged in before: the same seat
+    else
+        lt release "$session" >/dev/null 2>&1      # left by an earlier shell with this PID
+    fi
+fi
 
-session=$("$lictools" "${args[@]}")
+session=$(lt "${args[@]}")
 status=$?
 if [ "$status" -eq 0 ]; then
-    printf '%s\n' "$session" > "$file"
+    printf '%s %s %s\n' "$session" "$shell" "$start" > "$file"
     exit 0
 fi
 case $status in

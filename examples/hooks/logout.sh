@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Logout hook: give the seat back. Unknown (already expired or removed) sessions are fine.
-# Usage: logout.sh POOL
+# Logout hook: give back the seat of this login shell ($PPID). Run it from ~/.bash_logout, or from
+# the login shell's EXIT trap:  trap '/path/to/logout.sh genero-prod' EXIT
+# Usage: logout.sh POOL.  A session that already ended (lease expired, removed) is fine.
 set -u
+. "$(dirname "$0")/lib.sh"
 pool=${1:?usage: logout.sh POOL}
-dir=${LICTOOLS_SESSION_DIR:-${XDG_RUNTIME_DIR:-/tmp}}
-file="$dir/lictools-$pool-$(id -un).session"
-lictools=${LICTOOLS_BIN:-lictools}
-
-session=$(cat "$file" 2>/dev/null) || exit 0
-"$lictools" release "$session" >/dev/null
+dir=$(session_dir) || exit 1
+file=$(session_file "$pool" "$PPID") || exit 1
+[ -s "$file" ] || exit 0
+read -r session _ < "$file"
+lt release "$session" >/dev/null
 status=$?
 rm -f "$file"
-# 4 = the session had already ended (lease expired, admin removed it): nothing to give back
+# 4 = the session had already ended: nothing to give back
 [ "$status" -eq 4 ] && exit 0
 exit "$status"

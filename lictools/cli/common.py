@@ -96,19 +96,18 @@ def report_missing(missing: Iterable[str], detached: frozenset[str] = frozenset(
 
 
 def end_sessions(
-    action: Callable[..., Handled], ids: tuple[str, ...], verb: str, own_only: bool = True, **kwargs: Any
+    action: Callable[..., Handled], ids: tuple[str, ...], verb: str, own_only: bool = True, must_match: bool = False,
 ) -> None:
     """Run release/detach/refresh/remove on ``ids`` and print one row per session handled.
 
     ``own_only``: a non-admin may only touch sessions their account acquired (exit 7 otherwise).
+    ``must_match``: a selection (not ids) that matched nothing is exit 4, "no session matched".
     """
     from lictools.output import emit_rows
     from lictools.timeutil import iso
 
     with transaction() as tx:
-        if own_only:
-            kwargs["uid"] = own_sessions_only(tx)
-        handled = action(tx, ids, **kwargs)
+        handled = action(tx, ids, uid=own_sessions_only(tx)) if own_only else action(tx, ids)
     ended = verb in ("released", "removed")
     rows = [
         {
@@ -131,4 +130,9 @@ def end_sessions(
             click.echo(f"{verb} {row['session']} ({row['pool']}/{row['feature']} seat {row['seat']}: {freed}{until})")
     else:
         emit_rows(rows, ["session", "pool", "feature", "seat", "user", "action", "seat_freed", "expires"], fmt)
+    for session in handled.kept:
+        warn(f"kept session {session.id} ({session.user}): younger than --min-age, since {iso(session.started)}")
     report_missing(handled.missing, handled.detached)
+    if must_match and not handled.done:
+        young = f" ({len(handled.kept)} younger than --min-age kept)" if handled.kept else ""
+        raise NotFoundError(f"no session matched{young}")

@@ -6,7 +6,8 @@ import click
 
 from lictools.cli.common import example, settings, transaction
 
-COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "sessions"]
+COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "available", "sessions"]
+"""Table columns; JSON and CSV add new keys at the end, so scripts reading columns by position keep working."""
 
 
 @click.command(epilog=example(
@@ -21,7 +22,10 @@ COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free",
 @click.option("--stderr", "to_stderr", is_flag=True,
               help="info users: write the listing to stderr, as older fglWrt builds did.")
 def info(words: tuple[str, ...], pool_option: str | None, to_stderr: bool) -> None:
-    """Per pool and feature: issued, in use, reserved, free, sessions.
+    """Per pool and feature: issued, in use, reserved, free, available, sessions.
+
+    'free' is issued minus in use, reserved seats included; 'available' is what a request
+    without a project may take: free seats that no reservation holds for a project.
 
     'info users [POOL]' prints the 'fglWrt -a info users' layout instead: per pool feature a
     'Users        : n/m' line (seats in use / issued) and the sessions grouped under their front

@@ -50,6 +50,20 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """The command named by ``args[0]``; a mistyped name is exit 2 with the nearest names."""
+        name = args[0] if args else ""
+        if name in COMMANDS or name.startswith("-"):
+            return super().resolve_command(ctx, args)
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=0.5)
+        close += [c for c in COMMANDS if c.startswith(name) and c not in close] if name else []
+        hint = f"; did you mean {' or '.join(repr(c) for c in close[:2])}?" if close else ""
+        ctx.fail(f"no such command {name!r}{hint}")
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, COMMANDS[name][2]) for name in sorted(COMMANDS)])
@@ -107,10 +121,43 @@ def _fail(message: str, code: int, prefix: str = "lictools: ") -> int:
     return code
 
 
+GLOBAL_OPTIONS = ("--state", "--format", "--lock-timeout")
+"""Options of the lictools group that are also accepted after the command (``lictools users --format json``)."""
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options written after the command to before it, where click expects them.
+
+    No command has an option of these names, so ``lictools users --format json`` can only mean
+    ``lictools --format json users``. Arguments after ``--`` are left alone.
+    """
+    moved: list[str] = []
+    rest: list[str] = []
+    seen_command = False
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            takes_next = "=" not in arg and index + 1 < len(args)
+            (moved if seen_command else rest).extend(args[index:index + 1 + takes_next])
+            index += 1 + takes_next
+            continue
+        if not arg.startswith("-"):
+            seen_command = True
+        rest.append(arg)
+        index += 1
+    return moved + rest
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; every error is one stderr line."""
     try:
-        result = cli.main(args=argv, prog_name="lictools", standalone_mode=False)
+        args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
+        result = cli.main(args=args, prog_name="lictools", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code

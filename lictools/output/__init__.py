@@ -12,14 +12,19 @@ from typing import Any, Iterable, TextIO
 
 FORMATS = ("table", "json", "csv")
 
+TABLE_LIST_ITEMS = 3
+"""A table cell shows at most this many items of a list, then ``(+N more)``: no row hundreds of characters wide."""
 
-def _cell(value: Any, joiner: str, none: str) -> str:
+
+def _cell(value: Any, joiner: str, none: str, most: int | None = None) -> str:
     if value is None:
         return none
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        return joiner.join(json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v) for v in value)
+        shown = list(value) if most is None else list(value)[:most]
+        text = joiner.join(json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v) for v in shown)
+        return text + (f" (+{len(value) - len(shown)} more)" if len(shown) < len(value) else "")
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
     return str(value)
@@ -46,7 +51,8 @@ def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: str, out:
             return
         from tabulate import tabulate
 
-        table = [[_cell(row.get(c), ",", "never" if c == "expires" else "-") for c in columns] for row in rows]
+        table = [[_cell(row.get(c), ",", "never" if c == "expires" else "-", TABLE_LIST_ITEMS) for c in columns]
+                 for row in rows]
         out.write(tabulate(table, headers=columns, tablefmt="simple", disable_numparse=True) + "\n")
 
 
