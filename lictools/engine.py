@@ -396,17 +396,21 @@ def _normalise(request: Request) -> None:
 
 
 def acquire(
-    tx: Transaction, request: Request, dry_run: bool = False, journal_denial: bool = True, host: Host = SYSTEM
+    tx: Transaction, request: Request, dry_run: bool = False, journal_denial: bool = True, host: Host = SYSTEM,
+    admin: bool = True,
 ) -> Outcome:
     """Grant, share or deny a seat for ``request``; idempotent by session id.
 
     A session whose seat key is already in use always joins it, even in a full pool. With
     ``dry_run`` nothing is written and nothing is journaled; ``journal_denial=False`` skips the
-    ``deny`` event (for the attempts of ``--wait`` before the last).
+    ``deny`` event (for the attempts of ``--wait`` before the last). ``admin``: the caller may
+    claim any ``--user`` and ``--parent`` even where the pool trusts no claims (``trust_claims=no``).
     """
     _normalise(request)
     pool = get_pool(tx, request.pool)
     rule = rule_of(pool)
+    if not admin and pool.options.get("trust_claims") == "no":
+        _check_claims(tx, pool, request, host)
     feature = check_feature(rule, request.feature)
     request = replace(request, feature=feature)
     issued = pool.issued(feature)
@@ -452,6 +456,26 @@ def acquire(
                    holders=tuple(h.id for h in holders))
 
 
+def _check_claims(tx: Transaction, pool: Pool, request: Request, host: Host) -> None:
+    """``trust_claims=no``: acquire only as your own account, and only below your own sessions (exit 7).
+
+    Otherwise ``--user ltalice`` by Bob joins Alice's ``share=user`` seat for free, and ``--parent``
+    with Alice's DVM joins her Genero seat.
+    """
+    uid, account = host.account()
+    if request.user != account:
+        raise ForbiddenError(
+            f"pool {pool.name} takes no claimed --user (trust_claims=no): you are {account}, not {request.user}"
+        )
+    if request.parent is not None:
+        parent = tx.get_session(request.parent)
+        if parent is not None and parent.uid is not None and parent.uid != uid:
+            raise ForbiddenError(
+                f"pool {pool.name} takes no claimed --parent (trust_claims=no): session {parent.id} "
+                f"belongs to another account (user {parent.user})"
+            )
+
+
 def _retry(tx: Transaction, pool: Pool, request: Request, existing: Session, dry_run: bool) -> Outcome:
     """The same ``--session`` asked again: the same grant, lease renewed (a login hook that ran twice)."""
     if (existing.pool, existing.feature) != (request.pool, request.feature):
@@ -478,6 +502,7 @@ def acquire_waiting(
     wait: float,
     sleep: Callable[[float], None] | None = None,
     monotonic: Callable[[], float] | None = None,
+    admin: Callable[[Transaction], bool] = lambda tx: True,
 ) -> Outcome:
     """Acquire, and while denied keep asking for ``wait`` seconds, one transaction per attempt.
 
@@ -492,7 +517,7 @@ def acquire_waiting(
     while True:
         last_try = monotonic() >= deadline
         with open_transaction() as tx:
-            outcome = acquire(tx, request, journal_denial=last_try)
+            outcome = acquire(tx, request, journal_denial=last_try, admin=admin(tx))
         if outcome.granted or last_try:
             return outcome
         sleep(min(delay, max(0.0, deadline - monotonic())))

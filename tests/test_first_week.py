@@ -202,3 +202,56 @@ def test_mistyped_command_names_the_nearest(lt):
     assert result.code == 2
     assert result.err.splitlines() == ["lictools: no such command 'acquir'; did you mean 'acquire'? (see 'lictools --help')"]
     assert "did you mean 'release'" in lt("relese", "x").err
+
+
+# --------------------------------------------------------------------------- claims (issue 15, item 5)
+class Bob(Host):
+    def account(self) -> tuple[int, str]:
+        return 1002, "ltbob"
+
+
+def _claims_pool(trust: str) -> MemoryStore:
+    store = MemoryStore(clock=lambda: 1_800_000_000.0)
+    with store.transaction() as tx:
+        engine.add_pool(tx, "p", "generic", {"f": 2}, {"share": "user", "trust_claims": trust})
+        engine.add_pool(tx, "g", "genero", {"runtime": 2}, {"trust_claims": trust})
+        engine.acquire(tx, Request("p", "f", "alice-1", "ltalice", "h", "n", uid=1001))
+        engine.acquire(tx, Request("g", None, "alice-dvm", "ltalice", "h", "n", client="gwc", uid=1001))
+    return store
+
+
+def test_trust_claims_no_refuses_a_seat_in_someone_elses_name():
+    """Bob claiming --user ltalice joined Alice's share=user seat for free, and users showed only Alice."""
+    from lictools.errors import ForbiddenError
+
+    store = _claims_pool("no")
+    with store.transaction() as tx:
+        with pytest.raises(ForbiddenError, match="you are ltbob, not ltalice"):
+            engine.acquire(tx, Request("p", "f", "bob-1", "ltalice", "h", "n", uid=1002), host=Bob(), admin=False)
+        with pytest.raises(ForbiddenError, match="session alice-dvm belongs to another account"):
+            engine.acquire(tx, Request("g", None, "bob-kid", "ltbob", "h", "n", parent="alice-dvm", uid=1002),
+                           host=Bob(), admin=False)
+        assert engine.acquire(tx, Request("p", "f", "bob-2", "ltbob", "h", "n", uid=1002), host=Bob(), admin=False).granted
+        # an admin (the PAM hook runs as root) may still acquire in a user's name
+        assert engine.acquire(tx, Request("p", "f", "pam-1", "ltalice", "h", "n", uid=0), host=Bob(), admin=True).shared
+
+
+def test_trust_claims_yes_is_the_default_and_takes_claims_as_given():
+    store = _claims_pool("yes")
+    with store.transaction() as tx:
+        assert tx.get_pool("p").options["trust_claims"] == "yes"
+        out = engine.acquire(tx, Request("p", "f", "bob-1", "ltalice", "h", "n", uid=1002), host=Bob(), admin=False)
+        assert out.granted and out.shared
+        assert tx.get_session("bob-1").uid == 1002, "the real account is recorded whatever the claim"
+
+
+def test_default_user_is_the_real_account_not_logname(lt, monkeypatch):
+    import os
+    import pwd
+
+    pool(lt)
+    monkeypatch.setenv("LOGNAME", "someone-else")
+    monkeypatch.setenv("USER", "someone-else")
+    lt("acquire", "p", "--feature", "f", "--session", "mine")
+    [row] = lt("--format", "json", "users", "--sessions").json()
+    assert row["user"] == pwd.getpwuid(os.getuid()).pw_name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, settings, transaction
+from lictools.cli.common import caller_is_admin, example, settings, transaction
 from lictools.cli.options import SECONDS
 
 
@@ -16,7 +16,7 @@ from lictools.cli.options import SECONDS
 @click.argument("pool")
 @click.option("--feature", help="Feature (default: the product's only feature).")
 @click.option("--session", help="Session id (default: a new one, printed). Retrying with the same id returns the same grant.")
-@click.option("--user", help="User (default: the login user).")
+@click.option("--user", help="User (default: your account). A pool with trust_claims=no takes only your own.")
 @click.option("--host", help="Client host the session comes from (default: this node).")
 @click.option("--node", help="Node the client runs on (default: this host's name).")
 @click.option("--terminal", is_flag=True, help="The client runs in a Terminal Server session from --host.")
@@ -43,15 +43,15 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
 
     node = node or SYSTEM.node()
     request = Request(
-        pool=pool, feature=feature, session=session or SYSTEM.new_id(), user=user or SYSTEM.login_user(),
+        pool=pool, feature=feature, session=session or SYSTEM.new_id(), user=user or SYSTEM.account()[1],
         host=host or node, node=node, terminal=terminal, app=app, project=project, parent=parent,
         client=client, monitor=monitor, pid=pid, lease=lease, uid=os.geteuid(),
     )
     if dry_run:
         with transaction() as tx:
-            outcome = engine.acquire(tx, request, dry_run=True)
+            outcome = engine.acquire(tx, request, dry_run=True, admin=caller_is_admin(tx))
     else:
-        outcome = engine.acquire_waiting(transaction, request, wait)
+        outcome = engine.acquire_waiting(transaction, request, wait, admin=caller_is_admin)
 
     fmt = settings().fmt
     doc = outcome.to_doc()

@@ -60,15 +60,18 @@ def require_admin(tx: Transaction, action: str) -> None:
     check(store().owner_uid(), tx.get_settings().get("admin_group"), action)
 
 
+def caller_is_admin(tx: Transaction) -> bool:
+    """Root, the state's owner or a member of its admin group."""
+    from lictools.permissions import is_admin
+
+    return is_admin(store().owner_uid(), tx.get_settings().get("admin_group"))
+
+
 def own_sessions_only(tx: Transaction) -> int | None:
     """The caller's uid when only their own sessions may be touched; None for an admin."""
     import os
 
-    from lictools.permissions import is_admin
-
-    if is_admin(store().owner_uid(), tx.get_settings().get("admin_group")):
-        return None
-    return os.geteuid()
+    return None if caller_is_admin(tx) else os.geteuid()
 
 
 def example(*lines: str) -> str:

@@ -150,4 +150,9 @@ COMMON_OPTIONS: dict[str, Option] = {
     "check_pids": Option(
         "no", boolean, "yes: every command drops sessions on this node whose --pid is gone (as gc --check-pids)"
     ),
+    "trust_claims": Option(
+        "yes", boolean,
+        "no: a caller who is not an admin may only acquire as their own account (--user) and below their own "
+        "sessions (--parent); yes: both are taken as given",
+    ),
 }
