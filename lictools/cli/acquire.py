@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lictools.cli.common import caller_is_admin, example, settings, transaction
-from lictools.cli.options import SECONDS
+from lictools.cli.options import FEATURES, POOLS, SECONDS
 
 
 @click.command(epilog=example(
@@ -13,8 +13,8 @@ from lictools.cli.options import SECONDS
     "lictools acquire batch --feature dev --terminal --host HOST1 --node BMC1",
     "lictools --format json acquire cad --feature solver --wait 60",
 ))
-@click.argument("pool")
-@click.option("--feature", help="Feature (default: the product's only feature).")
+@click.argument("pool", shell_complete=POOLS)
+@click.option("--feature", shell_complete=FEATURES, help="Feature (default: the product's only feature).")
 @click.option("--session", help="Session id (default: a new one, printed). Retrying with the same id returns the same grant.")
 @click.option("--user", help="User (default: your account). A pool with trust_claims=no takes only your own.")
 @click.option("--host", help="Client host the session comes from (default: this node).")

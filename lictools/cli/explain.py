@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from lictools.cli.common import example, settings, transaction
+from lictools.cli.options import SESSIONS
 
 SCALARS = ["session", "live", "pool", "product", "feature", "rule", "seat", "shared", "why", "cost",
            "issued", "in_use", "free", "reserved", "expires"]
@@ -17,7 +18,7 @@ SCALARS = ["session", "live", "pool", "product", "feature", "rule", "seat", "sha
     "lictools --format json explain login-42 | jq -r .cost",
     "lictools acquire genero-prod --client gwc --dry-run   # before the fact",
 ))
-@click.argument("session")
+@click.argument("session", shell_complete=SESSIONS)
 def explain(session: str) -> None:
     """Explain SESSION: its rule, seat key, who shares the seat, free seats, and why it cost what it cost.
 

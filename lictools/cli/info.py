@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lictools.cli.common import example, settings, transaction
+from lictools.cli.options import POOLS
 
 COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "available", "sessions"]
 """Table columns; JSON and CSV add new keys at the end, so scripts reading columns by position keep working."""
@@ -17,7 +18,7 @@ COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free",
     "lictools info --pool users                           # a pool literally named users",
 ))
 @click.argument("words", nargs=-1, metavar="[users] [POOL]")
-@click.option("--pool", "pool_option", metavar="POOL",
+@click.option("--pool", "pool_option", metavar="POOL", shell_complete=POOLS,
               help="The pool, given as an option (reaches a pool named 'users': info --pool users).")
 @click.option("--stderr", "to_stderr", is_flag=True,
               help="info users: write the listing to stderr, as older fglWrt builds did.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lictools.cli.common import example, require_admin, settings, transaction, warn
-from lictools.cli.options import COUNT
+from lictools.cli.options import COUNT, POOLS
 
 
 @click.group(epilog=example("lictools license add magic ria 25 --serial RIA-0042"))
@@ -17,7 +17,7 @@ def license() -> None:
     "lictools license add magic ria 25 --serial RIA-0042",
     "lictools license add magic web 10 --serial WEB-7 --host-lock appsrv2",
 ))
-@click.argument("pool")
+@click.argument("pool", shell_complete=POOLS)
 @click.argument("feature")
 @click.argument("count", type=COUNT)
 @click.option("--serial", help="Serial number; loading a serial already loaded changes nothing.")
@@ -39,7 +39,7 @@ def add(pool: str, feature: str, count: int, serial: str | None, host_lock: str 
 
 
 @license.command("remove", epilog=example("lictools license remove magic RIA-0042"))
-@click.argument("pool")
+@click.argument("pool", shell_complete=POOLS)
 @click.argument("serial")
 def remove(pool: str, serial: str) -> None:
     """Unload serial SERIAL from POOL."""

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("lictools.cli.doctor", "doctor", "Check state, journal, permissions and lock; restore a good copy."),
     "reserve": ("lictools.cli.reserve", "reserve", "Per-project reserved seats; --from projectsStartup.xml."),
     "explain": ("lictools.cli.explain", "explain", "Why a session holds, shares or was refused a seat."),
+    "completion": ("lictools.cli.completion", "completion", "Print the shell completion script (bash, zsh, fish)."),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -43,3 +43,21 @@ class Seconds(click.FloatRange):
 
 
 SECONDS = Seconds()
+
+
+def complete(kind: str) -> Callable[[click.Context, click.Parameter, str], list[Any]]:
+    """A ``shell_complete`` callback for pool names, features or sessions (lictools.cli.completion),
+    imported only when a shell asks for completions, never on a hook's path."""
+
+    def call(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from lictools.cli import completion
+
+        completer: Callable[[click.Context, click.Parameter, str], list[Any]] = getattr(completion, kind)
+        return completer(ctx, param, incomplete)
+
+    return call
+
+
+POOLS = complete("pools")
+FEATURES = complete("features")
+SESSIONS = complete("sessions")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lictools.cli.common import example, require_admin, settings, transaction, warn
-from lictools.cli.options import KEY_VALUE
+from lictools.cli.options import KEY_VALUE, POOLS
 from lictools.model import Pool
 from lictools.rules import RULES
 
@@ -64,7 +64,7 @@ def _show(pools: list[Pool]) -> None:
 
 
 @pool.command("show", epilog=example("lictools pool show genero-prod"))
-@click.argument("name")
+@click.argument("name", shell_complete=POOLS)
 def show(name: str) -> None:
     """Show one pool: options, loaded serials, reservations, and per-feature counts."""
     from lictools import views
@@ -90,7 +90,7 @@ def show(name: str) -> None:
 
 
 @pool.command("set", epilog=example("lictools pool set genero-prod --option user_agent_timeout=600"))
-@click.argument("name")
+@click.argument("name", shell_complete=POOLS)
 @click.option("--option", "options", type=KEY_VALUE, multiple=True, required=True, metavar="KEY=VALUE",
               help="Pool option to change. Repeatable.")
 def set_(name: str, options: tuple[tuple[str, str], ...]) -> None:
@@ -104,7 +104,7 @@ def set_(name: str, options: tuple[tuple[str, str], ...]) -> None:
 
 
 @pool.command("remove", epilog=example("lictools pool remove old-pool --force"))
-@click.argument("name")
+@click.argument("name", shell_complete=POOLS)
 @click.option("--force", is_flag=True, help="Also remove the pool's live sessions (journaled as removals).")
 def remove(name: str, force: bool) -> None:
     """Delete pool NAME (refused while it has live sessions, unless --force)."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from lictools.cli.common import end_sessions, example
-from lictools.cli.options import SECONDS
+from lictools.cli.options import POOLS, SECONDS, SESSIONS
 
 if TYPE_CHECKING:
     from lictools.engine import Handled
@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     "lictools remove --pool genero-prod --all --yes  # fglWrt -i",
     "lictools remove --host ws12 --min-age 900       # only sessions older than 15 minutes",
 ))
-@click.argument("sessions", nargs=-1)
+@click.argument("sessions", nargs=-1, shell_complete=SESSIONS)
 @click.option("--user", help="Remove every session of this user.")
 @click.option("--host", help="Remove every session from this client host.")
 @click.option("--pid", type=click.IntRange(1, 2**31 - 1), help="Remove the sessions of this process (on --node).")
 @click.option("--node", help="With --pid: the node the process runs on (default: this host).")
-@click.option("--pool", help="Only sessions of this pool.")
+@click.option("--pool", shell_complete=POOLS, help="Only sessions of this pool.")
 @click.option("--all", "everything", is_flag=True, help="Every session of --pool (asks first; --yes without a terminal).")
 @click.option("--min-age", type=SECONDS, default=0, metavar="SECONDS",
               help="Keep sessions younger than this (RLM's MINREMOVE); they are listed on stderr.")

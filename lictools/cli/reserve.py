@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from lictools.cli.common import example, require_admin, settings, transaction
+from lictools.cli.options import POOLS
 
 MAX_FILE_BYTES = 1024 * 1024
 """The largest reservation file read (1 MiB); real projectsStartup.xml files are a few kilobytes."""
@@ -40,7 +41,7 @@ def read_capped(path: str) -> bytes:
     "lictools reserve magic Orders ria 0     # remove the reservation",
     "lictools --format json reserve magic    # list",
 ))
-@click.argument("pool")
+@click.argument("pool", shell_complete=POOLS)
 @click.argument("args", nargs=-1, metavar="[PROJECT FEATURE COUNT]")
 @click.option("--from", "from_file", metavar="FILE",
               help="Read the reservations from the product's own file: for magic-xpa a projectsStartup.xml "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lictools.cli.common import example, settings, transaction
+from lictools.cli.options import FEATURES, POOLS
 
 COLUMNS = ["pool", "feature", "seat", "users", "hosts", "sessions", "since", "expires"]
 SESSION_COLUMNS = ["session", "pool", "feature", "user", "host", "node", "client", "pid", "uid", "since",
@@ -16,8 +17,8 @@ SESSION_COLUMNS = ["session", "pool", "feature", "user", "host", "node", "client
     "lictools users --sessions --user alice           # like lmstat -a, one line per checkout",
     "lictools --format json users | jq '.[].users'",
 ))
-@click.argument("pool", required=False)
-@click.option("--feature", help="Only this feature.")
+@click.argument("pool", required=False, shell_complete=POOLS)
+@click.option("--feature", shell_complete=FEATURES, help="Only this feature.")
 @click.option("--user", help="Only seats (with --sessions: sessions) of this user.")
 @click.option("--host", help="Only seats (with --sessions: sessions) from this client host.")
 @click.option("--sessions", "per_session", is_flag=True,
