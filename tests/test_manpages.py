@@ -19,7 +19,7 @@ from lictools import errors
 from lictools.cli.main import COMMANDS, run
 
 MAN_DIR = Path(__file__).resolve().parent.parent / "man"
-PAGES = sorted(p for p in MAN_DIR.glob("*.[1-8]") if p.is_file())
+PAGES = sorted(p for p in MAN_DIR.glob("man[1-8]/*.[1-8]") if p.is_file())
 
 
 def command_paths(name: str) -> list[tuple[str, ...]]:
@@ -59,7 +59,7 @@ def page_texts() -> dict[str, str]:
 
 
 def test_man_pages_exist() -> None:
-    assert (MAN_DIR / "lictools.1").is_file(), "man/lictools.1 is missing"
+    assert (MAN_DIR / "man1" / "lictools.1").is_file(), "man/man1/lictools.1 is missing"
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -74,7 +74,7 @@ def test_every_command_and_subcommand_is_in_a_man_page(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_has_its_own_page_and_a_line_in_the_overview(name: str) -> None:
     texts = page_texts()
-    assert f"lictools-{name}.1" in texts, f"command {name!r} has no man page man/lictools-{name}.1"
+    assert f"lictools-{name}.1" in texts, f"command {name!r} has no man page man/man1/lictools-{name}.1"
     assert mentions(texts["lictools.1"], (name,)), f"man/lictools.1 does not list command {name!r}"
 
 

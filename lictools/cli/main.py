@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reserve": ("lictools.cli.reserve", "reserve", "Per-project reserved seats; --from projectsStartup.xml."),
     "explain": ("lictools.cli.explain", "explain", "Why a session holds, shares or was refused a seat."),
     "completion": ("lictools.cli.completion", "completion", "Print the shell completion script (bash, zsh, fish)."),
+    "fglwrt": ("lictools.cli.fglwrt", "fglwrt", "fglWrt's options on a pool: -a info users, -u, -x PID, -i."),
 }
 
 
@@ -189,7 +190,12 @@ def run(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    code = run()
+    exit_with(None)
+
+
+def exit_with(argv: list[str] | None) -> None:
+    """Run ``argv`` (None: the process's arguments), flush, and exit with the command's code."""
+    code = run(argv)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
