@@ -218,3 +218,75 @@ def test_demo_ignores_an_exported_state_and_format(tmp_path):
     assert not real.parent.exists(), "the demo touched the exported state"
     assert "carol denied: exit 3" in result.stdout
     assert list(tmp_path.glob("lictools-demo.*")) == [], "the demo's own state folder is removed"
+
+
+# --------------------------------------------------------------------------- the shipped wiring, as the README installs it
+EXAMPLES = REPO / "examples"
+INSTALLED_HOOKS = "/usr/local/lib/lictools/hooks"
+
+
+def _installed(text: str, env: dict[str, str], state) -> str:
+    """A line of a shipped config file with the README's install paths pointed at this test's."""
+    return (text.replace(INSTALLED_HOOKS, str(HOOKS)).replace("/usr/local/bin/lictools", env["LICTOOLS_BIN"])
+            .replace("/var/lib/lictools/state.db", str(state)).replace("genero-prod", "p"))
+
+
+def test_pam_line_as_shipped_takes_and_frees_a_seat(hook_env, state):
+    """examples/pam/lictools, run the way pam_exec runs its command (as root, no HOME, PAM_* set)."""
+    import shlex
+
+    assert run_process("pool", "add", "p", "--product", "genero", "--license", "runtime=1").code == 0
+    [line] = [ln for ln in (EXAMPLES / "pam" / "lictools").read_text().splitlines() if ln.startswith("session")]
+    words = shlex.split(_installed(line, hook_env, state))
+    assert words[:4] == ["session", "required", "pam_exec.so", "quiet"]
+    command = " ".join(shlex.quote(w) for w in words[4:])
+    pam = {"PATH": "/usr/bin:/bin", "PAM_USER": "alice", "PAM_SERVICE": "sshd"}
+    script = f"PAM_TYPE=open_session {command} || exit $?\necho open\nread _\nPAM_TYPE=close_session {command}\nexit $?\n"
+    app = subprocess.Popen(["bash", "-c", script], env=pam, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    assert app.stdout.readline() == "open\n", app.stderr.read()
+    [session] = checkouts()
+    assert session["user"] == "alice" and session["client"] == "tui"
+    _, err = app.communicate("\n", timeout=60)
+    assert app.returncode == 0, err
+    assert checkouts() == []
+
+
+def test_systemd_heartbeat_service_as_shipped_refreshes_the_login(hook_env, state):
+    """examples/systemd: the service's Environment= and ExecStart=, run as systemd runs a user service."""
+    assert run_process("pool", "add", "p", "--product", "genero", "--license", "runtime=2").code == 0
+    service = _installed((EXAMPLES / "systemd" / "lictools-heartbeat.service").read_text(), hook_env, state)
+    env = {"PATH": "/usr/bin:/bin", "HOME": hook_env["HOME"]}  # a user service: HOME, no login environment
+    command = None
+    for line in service.splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line[len("Environment="):].partition("=")
+            env[key] = value
+        elif line.startswith("ExecStart="):
+            command = line[len("ExecStart="):]
+    assert command and env["LICTOOLS_STATE"] == str(state)
+    timer = (EXAMPLES / "systemd" / "lictools-heartbeat.timer").read_text()
+    assert "OnUnitActiveSec=5min" in timer, "every 5 minutes: well inside the default lease of an hour"
+    shell = LoginShell(hook_env, "p", "--client", "tui")
+    [before] = checkouts()
+    later = repr(time.time() + 600)
+    result = subprocess.run(["bash", "-c", command], env=dict(env, LICTOOLS_NOW=later), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    [after] = checkouts(env={"LICTOOLS_NOW": later})
+    assert after["session"] == before["session"] and after["refreshed"] > before["refreshed"]
+    shell.logout()
+
+
+def test_cron_reaper_line_as_shipped(hook_env, state):
+    """examples/cron/lictools: the node-wide gc --check-pids line, run as cron runs it."""
+    assert run_process("pool", "add", "p", "--product", "genero", "--license", "runtime=2").code == 0
+    [line] = [ln for ln in (EXAMPLES / "cron" / "lictools").read_text().splitlines() if ln and not ln.startswith("#")]
+    fields = _installed(line, hook_env, state).split(None, 6)
+    assert fields[:6] == ["*/5", "*", "*", "*", "*", "root"]
+    shell = LoginShell(hook_env, "p", "--client", "tui")
+    shell.kill()
+    result = subprocess.run(["bash", "-c", fields[6]], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert checkouts() == []
