@@ -497,3 +497,27 @@ def test_views_listing_json_has_the_front_end_address():
     block = views.listing(tx, "g")[0]
     session = block["front_ends"][0]["sessions"][0]
     assert (session["address"], session["pid"], session["caller_pid"]) == ("10.0.0.5:0", 7, 99)
+
+
+def test_explain_says_which_project_a_recharged_seat_counts_for():
+    tx = magic(web=2)
+    web(tx, "a1", "pc1", "A")
+    web(tx, "b1", "pc1", "B")
+    engine.release(tx, ["a1"])
+    doc = explain.explain_session(tx, "b1")
+    assert doc["seat_project"] == "B" and "the seat counts for project B" in doc["cost"]
+
+
+# --------------------------------------------------------------------------- the man page says every choice
+def test_products_page_documents_every_choice_and_option():
+    """Done means (issue 10): products(7) says, for every choice, what lictools does and which option changes it."""
+    from lictools.rules import RULES, get_rule, rule_options
+
+    raw = (REPO / "man" / "lictools-products.7").read_text().replace("\\-", "-")
+    page = " ".join(raw.split())
+    for product in RULES:
+        for option in rule_options(get_rule(product)):
+            assert f".B {option}" in raw, option
+    for phrase in ("recharge", "monitor_scope", "node-relative", "caller", "--terminal", "MACHINE NAMES",
+                   "counts beyond the reservations", "4.13", "refresh_interval", "exactly one", "RESERVATION INVARIANT"):
+        assert phrase in page, phrase
