@@ -7,7 +7,14 @@ its reservation first, then on the shared rest; shared = issued - sum of reserva
 other products have no reservations, and then this is simply "fewer seats in use than issued".
 
 ``usage`` is always "seats in use per charged project" (:meth:`Transaction.seats_by_project`; None:
-seats charged to no project).
+seats charged to no project). A seat is charged to a project one of its sessions belongs to
+(:func:`charge_for` picks the project when the charged one leaves a seat others still hold).
+
+The reservation invariant this keeps (issue 10): seats held beyond their projects' reservations
+<= the shared seats, i.e. seats in use <= issued - the unused reservations. :func:`admit` never
+grants past it; only an admin change made while the seats are held, and a re-charge forced by the
+always-join rule, can break it, and then :func:`admit` refuses every new seat beyond a
+reservation until it holds again (lictools-products(7), RESERVATIONS AND CHARGES).
 """
 
 from __future__ import annotations
