@@ -15,7 +15,8 @@ from typing import Any, Callable
 from lictools import events
 from lictools.errors import DamagedStateError
 from lictools.events import (
-    Config, Deny, Detach, End, Event, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Refresh, Reserve,
+    Config, Deny, Detach, End, Event, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Recharge, Refresh,
+    Reserve,
 )
 from lictools.model import License, Pool, Session
 from lictools.stores.api import Transaction
@@ -61,6 +62,10 @@ class NoSuchSession(LookupError):
 
 class NoSuchPool(LookupError):
     """The event names a pool that does not exist."""
+
+
+class NoSuchSeat(LookupError):
+    """The event names a seat that no live session holds."""
 
 
 def expiry(ts: float, lease: int) -> float | None:
@@ -141,7 +146,7 @@ def session_from_grant(ev: Grant) -> Session:
         shared=ev["event"] == "share", terminal=bool(ev.get("terminal")), app=ev.get("app"),
         project=ev.get("project"), parent=ev.get("parent"), root=ev.get("root"), client=ev.get("client"),
         monitor=ev.get("monitor"), pid=ev.get("pid"), seat_project=ev.get("seat_project"), uid=ev.get("uid"),
-        pid_start=ev.get("pid_start"),
+        pid_start=ev.get("pid_start"), caller_pid=ev.get("caller_pid"),
     )
 
 
@@ -204,6 +209,16 @@ def _end(tx: Transaction, ev: End) -> None:
     tx.delete_session(_live(tx, ev).id)
 
 
+def _recharge(tx: Transaction, ev: Recharge) -> None:
+    """Every live session of the seat now says it is charged to ``seat_project``."""
+    holders = tx.find_sessions(pool=ev["pool"], feature=ev["feature"], seat=ev["seat"])
+    if not holders:
+        raise NoSuchSeat(f"seat {ev['seat']} is not held in {ev['pool']}/{ev['feature']}")
+    for session in holders:
+        session.seat_project = ev.get("seat_project")
+        tx.put_session(session)
+
+
 _HANDLERS: dict[str, Callable[[Transaction, Any], Session | None]] = {
     "pool-add": _pool_add,
     "pool-set": _pool_set,
@@ -220,4 +235,5 @@ _HANDLERS: dict[str, Callable[[Transaction, Any], Session | None]] = {
     "release": _end,
     "expire": _end,
     "remove": _end,
+    "recharge": _recharge,
 }

@@ -14,14 +14,14 @@ from dataclasses import replace
 from typing import Any, Callable, ContextManager, Iterable, Literal, NamedTuple
 
 from lictools import validate
-from lictools.admission import admit
+from lictools.admission import admit, charge_for, shared_capacity, shared_used
 from lictools.apply import commit, session_from_grant
 from lictools.errors import ForbiddenError, NotFoundError, UsageError
 from lictools.events import (
-    Actor, Config, Deny, Detach, End, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Refresh, Reserve,
-    VERSION, RequestPart, SessionPart, Stamp,
+    Actor, Config, Deny, Detach, End, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Recharge, Refresh,
+    Reserve, VERSION, RequestPart, SessionPart, Stamp,
 )
-from lictools.host import SYSTEM, Host
+from lictools.host import SYSTEM, Host, same_machine
 from lictools.model import License, Pool, Request, Session
 from lictools.rules import check_feature, check_options, get_rule
 from lictools.rules.base import Rule
@@ -126,7 +126,7 @@ def _session_fields(session: Session) -> SessionPart:
         "user": session.user, "host": session.host, "node": session.node, "terminal": session.terminal or None,
         "app": session.app, "project": session.project, "client": session.client, "monitor": session.monitor,
         "parent": session.parent, "root": session.root, "pid": session.pid, "uid": session.uid,
-        "seat_project": session.seat_project, "pid_start": session.pid_start,
+        "seat_project": session.seat_project, "pid_start": session.pid_start, "caller_pid": session.caller_pid,
     }
 
 
@@ -135,18 +135,66 @@ def _end(
     reason: str | None = None, actor: Actor | None = None,
 ) -> bool:
     """End ``session`` with a ``release`` / ``expire`` / ``remove`` event; True when its seat was freed."""
+    # as it is now: an earlier end in this transaction may have re-charged its seat
+    session = tx.get_session(session.id) or session
     event: End = {"event": kind, **_stamp(tx), **_session_fields(session), "reason": reason, **(actor or {})}
     commit(tx, event)
-    return tx.count_seat_sessions(session.pool, session.feature, session.seat) == 0
+    return _settle_seat(tx, session)
+
+
+def _project_text(project: str | None) -> str:
+    return f"project {project}" if project else "no project"
+
+
+def _settle_seat(tx: Transaction, ended: Session) -> bool:
+    """After ``ended`` ended: True when its seat was freed.
+
+    A seat still held stays charged to a project one of its sessions belongs to: when none of the
+    sessions left is of the project it was charged to, journal a ``recharge`` (in this transaction)
+    to the project :func:`lictools.admission.charge_for` picks. Otherwise a grouped seat opened from
+    a reservation would keep counting as that reservation while only other projects use it, and the
+    reservation would stop protecting its project (issue 10).
+    """
+    holders = tx.find_sessions(pool=ended.pool, feature=ended.feature, seat=ended.seat)
+    if not holders:
+        return True
+    charged = holders[0].seat_project
+    projects = [h.project for h in holders]
+    if charged in projects:
+        return False
+    pool = get_pool(tx, ended.pool)
+    reserved = pool.reserved(ended.feature)
+    usage = tx.seats_by_project(pool.name, ended.feature)
+    project = charge_for(projects, reserved, usage)
+    after = dict(usage)
+    after[charged] = after.get(charged, 1) - 1
+    after[project] = after.get(project, 0) + 1
+    left = f"no session of {_project_text(charged)} holds seat {ended.seat} any more"
+    if project and after[project] <= reserved.get(project, 0):
+        reason = (f"{left}; charged to project {project}, whose sessions hold it, within its "
+                  f"{reserved[project]} reserved seat(s)")
+    else:
+        reason = (f"{left}; charged to {_project_text(project)} of its oldest session, beyond the reservations "
+                  "(no project holding it has a reserved seat free)")
+        used, cap = shared_used(after, reserved), shared_capacity(pool.issued(ended.feature), reserved)
+        if reserved and used > cap:
+            reason += (f"; {used} seat(s) are now held beyond reservations where {cap} are shared: the seat stays "
+                       "in use while its clients run, and no new seat beyond a reservation is granted until "
+                       "enough of them end")
+    event: Recharge = {"event": "recharge", **_stamp(tx), "pool": pool.name, "feature": ended.feature,
+                       "seat": ended.seat, "seat_project": project, "previous_project": charged, "reason": reason}
+    commit(tx, event)
+    return False
 
 
 def _request_fields(request: Request) -> RequestPart:
-    """The whole request, as ``grant``, ``share`` and ``deny`` events carry it."""
+    """The whole request, as ``grant``, ``share`` and ``deny`` events carry it (``host``: the client host,
+    this node when none was given)."""
     return {
-        "pool": request.pool, "session": request.session, "user": request.user, "host": request.host,
+        "pool": request.pool, "session": request.session, "user": request.user, "host": request.client_host,
         "node": request.node, "terminal": request.terminal or None, "app": request.app, "project": request.project,
         "parent": request.parent, "client": request.client, "monitor": request.monitor, "pid": request.pid,
-        "uid": request.uid,
+        "uid": request.uid, "caller_pid": request.caller_pid,
     }
 
 
@@ -168,13 +216,16 @@ def reap(tx: Transaction, host: Host = SYSTEM) -> list[Session]:
 
 
 def drop_dead_processes(tx: Transaction, pool: str | None = None, host: Host = SYSTEM) -> list[Session]:
-    """End sessions on this node whose ``--pid`` no longer runs (``fglWrt -u``); journal ``expire``."""
-    criteria: dict[str, Any] = {"node": host.node()}
-    if pool:
-        criteria["pool"] = pool
+    """End sessions on this node whose ``--pid`` no longer runs (``fglWrt -u``); journal ``expire``.
+
+    "This node" is compared as machines are named (:func:`lictools.host.same_machine`: no case, no
+    DNS domain), so ``--node VM`` or ``--node vm.corp.local`` on host ``vm`` are checked. Only
+    ``--pid`` is checked, never ``caller_pid``.
+    """
+    here = host.node()
     dropped = []
-    for session in tx.find_sessions(**criteria):
-        if session.pid is None:
+    for session in tx.find_sessions(**({"pool": pool} if pool else {})):
+        if session.pid is None or not same_machine(session.node, here):
             continue
         if not host.pid_alive(session.pid):
             reason = f"process {session.pid} is gone"
@@ -240,10 +291,6 @@ def remove_pool(
     return sessions
 
 
-def _same_host(a: str, b: str) -> bool:
-    return a.lower().split(".")[0] == b.lower().split(".")[0]
-
-
 def add_license(
     tx: Transaction,
     pool_name: str,
@@ -271,7 +318,7 @@ def add_license(
             return LicenseResult("already-loaded", loaded, f"serial {serial} is already loaded in pool {pool_name}; nothing changed")
     lic = License(serial, feature, count, host_lock, tx.now)
     here = this_host or host.node()
-    if host_lock and not _same_host(host_lock, here):
+    if host_lock and not same_machine(host_lock, here):
         return LicenseResult(
             "not-loaded", lic, f"serial {serial} is locked to host {host_lock}, not this machine ({here}); not loaded"
         )
@@ -380,8 +427,10 @@ def set_setting(tx: Transaction, key: str, value: str | None, actor: str | None 
 def _normalise(request: Request) -> None:
     validate.name(request.pool, "pool name")
     validate.name(request.session, "session id")
-    for attr in ("user", "host", "node"):
+    for attr in ("user", "node"):
         validate.text(getattr(request, attr), f"--{attr}")
+    if request.host_given:  # missing, empty or blank: the client runs on the node
+        validate.text(request.host or "", "--host")
     for attr in ("app", "client", "monitor"):
         if getattr(request, attr) is not None:
             validate.text(getattr(request, attr), f"--{attr}")
@@ -389,8 +438,9 @@ def _normalise(request: Request) -> None:
         validate.name(request.project, "project")
     if request.parent is not None:
         validate.name(request.parent, "parent session id")
-    if request.pid is not None:
-        validate.count(request.pid, "--pid", 2**31 - 1)
+    for attr in ("pid", "caller_pid"):
+        if getattr(request, attr) is not None:
+            validate.count(getattr(request, attr), f"--{attr.replace('_', '-')}", 2**31 - 1)
     if request.lease is not None:
         validate.count(request.lease, "--lease", 315_360_000)
 
@@ -558,7 +608,8 @@ def detach(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> Handl
     """The user agent went away: keep each session until its pool's detach timeout, then free it."""
     found, missing = _lookup(tx, ids, uid)
     done, freed = [], set()
-    for session in found:
+    for listed in found:
+        session = tx.get_session(listed.id) or listed  # its seat may have been re-charged meanwhile
         pool = get_pool(tx, session.pool)
         linger = int(pool.options.get(rule_of(pool).DETACH_OPTION, "0"))
         event: Detach = {"event": "detach", **_stamp(tx), **_session_fields(session)}
@@ -567,7 +618,7 @@ def detach(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> Handl
             event["reason"] = "no detach timeout: seat freed now"
         changed = commit(tx, event)
         done.append(changed or session)
-        if changed is None and tx.count_seat_sessions(session.pool, session.feature, session.seat) == 0:
+        if changed is None and _settle_seat(tx, session):
             freed.add(session.id)
     return Handled(done, missing, frozenset(freed))
 
@@ -604,6 +655,10 @@ def remove(
     of a process (``pid`` on ``node``, default this node: ``fglWrt -x``), or ``everything`` in ``pool``
     (``fglWrt -i``). Sessions younger than ``min_age`` seconds are kept (RLM's MINREMOVE) and returned
     as ``kept``. With ``pool``, ids of sessions in other pools are reported as not found.
+
+    ``host`` and ``node`` match the machine, not the text (:func:`lictools.host.same_machine`):
+    ``HOST1`` also removes a session recorded as ``host1.corp.local``, as both are device ``HOST1``
+    of an AVEVA device ID.
     """
     if everything and pool is None:
         raise UsageError("removing every session needs a pool (--pool POOL --all)")
@@ -615,13 +670,17 @@ def remove(
         found = [s for s in found if s.pool == pool]
     if pid is not None:
         validate.count(pid, "--pid", 2**31 - 1)
-    if node is not None:
-        validate.text(node, "--node")
-    filters: dict[str, Any] = {k: v for k, v in (("user", user), ("host", host), ("pid", pid)) if v is not None}
-    if pid is not None:
-        filters["node"] = node or machine.node()
-    if filters or everything:
-        found.extend(tx.find_sessions(**filters, **({"pool": pool} if pool is not None else {})))
+    for text, what in ((host, "--host"), (node, "--node")):
+        if text is not None:
+            validate.text(text, what)
+    if user is not None or host is not None or pid is not None or everything:
+        criteria = {k: v for k, v in (("user", user), ("pid", pid), ("pool", pool)) if v is not None}
+        process_node = (node or machine.node()) if pid is not None else None
+        found.extend(
+            s for s in tx.find_sessions(**criteria)
+            if (host is None or same_machine(s.host, host))
+            and (process_node is None or same_machine(s.node, process_node))
+        )
     matched = list({s.id: s for s in found}.values())
     kept = tuple(s for s in matched if tx.now - s.started < min_age)
     done = [s for s in matched if s not in kept]

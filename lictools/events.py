@@ -8,14 +8,17 @@ line (a ``TypedDict`` costs nothing to import, unlike a dataclass per kind).
 
 A key whose value is None is left out of the JSON line (``None`` and "absent" read the same); times are
 ``time`` (ISO 8601, to the second, for people) and ``ts`` (epoch seconds to the microsecond, for
-programs). ``v`` is the schema version of the line: 1 since it exists; lines written before carry no
-``v`` and read as version 0, which differs from 1 only in what 1 added (``v``; ``linger`` on ``detach``;
+programs). ``v`` is the schema version of the line: lines written before it existed carry no ``v`` and
+read as version 0, which differs from 1 only in what 1 added (``v``; ``linger`` on ``detach``;
 ``host_lock`` on ``license-add``; the whole request on ``deny``; ``by_uid``/``by_user`` beside ``by``).
+Version 2 adds the ``recharge`` kind (an event that ends a session is followed, in the same
+transaction, by the ``recharge`` of its seat when the seat stays held but no session of the project
+it was charged to is left) and ``caller_pid`` on session events.
 """
 
 from typing import Any, Literal, NotRequired, Required, TypedDict, Union
 
-VERSION = 1
+VERSION = 2
 """The ``v`` written on every journal line."""
 
 
@@ -49,6 +52,7 @@ class _Attributes(TypedDict, total=False):
     monitor: str | None
     pid: int | None
     uid: int | None
+    caller_pid: int | None
 
 
 class RequestPart(_Attributes):
@@ -182,7 +186,27 @@ class End(_SessionEvent, Actor):
     reason: NotRequired[str | None]
 
 
-Event = Union[PoolAdd, PoolSet, PoolRemove, LicenseAdd, LicenseRemove, Reserve, Config, Grant, Deny, Refresh, Detach, End]
+class Recharge(Stamp):
+    """A held seat is charged to another project from now on: the last session of the project it was
+    charged to ended while sessions of other projects still hold it (version 2).
+
+    ``seat_project`` is the project charged from this event on (absent: no project), ``previous_project``
+    the one charged before (absent: none). Every live session of the seat now carries the new
+    ``seat_project``, so the events that end them say it too.
+    """
+
+    event: Literal["recharge"]
+    pool: str
+    feature: str
+    seat: str
+    seat_project: NotRequired[str | None]
+    previous_project: NotRequired[str | None]
+    reason: str
+
+
+Event = Union[
+    PoolAdd, PoolSet, PoolRemove, LicenseAdd, LicenseRemove, Reserve, Config, Grant, Deny, Refresh, Detach, End, Recharge,
+]
 
 KINDS: dict[str, type] = {
     "pool-add": PoolAdd,
@@ -200,6 +224,7 @@ KINDS: dict[str, type] = {
     "release": End,
     "expire": End,
     "remove": End,
+    "recharge": Recharge,
 }
 """Every event kind and its record."""
 

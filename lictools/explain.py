@@ -70,6 +70,10 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
             f"cost no new seat (sessions with the same seat key share one seat; joining never needs a free "
             f"seat, even when the pool is full)"
         )
+        if session.seat_project:
+            cost += f"; the seat counts for project {session.seat_project}"
+            if session.seat_project == session.project:
+                cost += " (a session of that project holds it: a seat is charged to a project whose sessions hold it)"
     else:
         cost = f"opened seat {session.seat}: it was the first live session with this key, so it took one new seat"
         if session.seat_project:

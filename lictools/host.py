@@ -1,4 +1,5 @@
-"""What the engine asks of the machine it runs on: who is asking, this node's name, PID liveness, fresh ids.
+"""What the engine asks of the machine it runs on: who is asking, this node's name, PID liveness, fresh ids;
+and how machine names compare (:func:`machine_name`).
 
 One seam, so that tests and the simulator run the engine without touching real processes or the real
 login: pass another :class:`Host` (``engine.acquire(tx, request, host=...)``). :data:`SYSTEM` is the
@@ -33,6 +34,10 @@ class Host(Protocol):
 
     def new_id(self) -> str:
         """A fresh unique session id."""
+
+    def caller_pid(self) -> int:
+        """The PID of the process that ran lictools (its parent): the DVM or hook asking, shown by
+        ``info users`` for a session acquired without ``--pid``; never checked for liveness."""
 
 
 class SystemHost:
@@ -81,5 +86,39 @@ class SystemHost:
     def new_id(self) -> str:
         return os.urandom(8).hex()
 
+    def caller_pid(self) -> int:
+        return os.getppid()
+
 
 SYSTEM: Host = SystemHost()
+
+
+# --------------------------------------------------------------------------- machine names
+def _is_address(name: str) -> bool:
+    """An IP address (v4 dotted digits, or anything with a colon: v6), which no rule shortens."""
+    return ":" in name or name.replace(".", "").isdigit()
+
+
+def machine_name(name: str, case: str = "upper", domain: str = "strip") -> str:
+    """A host or node name as the machine it names: how every part of lictools compares machines.
+
+    The AVEVA device-ID convention (seed 000: ``HOST1_BMC1`` from the computer names): a Windows
+    computer name ignores case and carries no DNS domain, and DNS names ignore case too. So by default
+    the name is upper-cased (``case="upper"``; ``"lower"`` for keys that were lower-case before,
+    ``"keep"`` leaves it) and a DNS domain is dropped (``domain="strip"``: ``host1.corp.example`` ->
+    ``HOST1``; ``"keep"`` leaves it). IP addresses are kept whole. Used by the aveva-batch device ID,
+    the magic-xpa machine grouping, Genero's node-relative monitors, ``license add --host-lock``,
+    ``remove --host`` and ``gc --check-pids`` / ``check_pids=yes``.
+    """
+    if domain == "strip" and not _is_address(name):
+        name = name.split(".")[0] or name
+    if case == "upper":
+        return name.upper()
+    if case == "lower":
+        return name.lower()
+    return name
+
+
+def same_machine(a: str, b: str) -> bool:
+    """Do two host or node names name one machine (:func:`machine_name` with its defaults)?"""
+    return machine_name(a) == machine_name(b)

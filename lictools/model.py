@@ -77,7 +77,8 @@ class Request:
     feature: str | None
     session: str
     user: str
-    host: str
+    # the client host as given; None (or blank): not given, and then the client runs on ``node``
+    host: str | None
     node: str
     terminal: bool = False
     app: str | None = None
@@ -89,6 +90,18 @@ class Request:
     lease: int | None = None
     # the account asking (set by the CLI): only it, or an admin, may end the session
     uid: int | None = None
+    # the process that ran ``acquire`` (its parent; set by the CLI): shown when ``pid`` is not given
+    caller_pid: int | None = None
+
+    @property
+    def host_given(self) -> bool:
+        """Was a client host given (not missing, empty or blank)? A rule that needs one refuses otherwise."""
+        return bool(self.host and self.host.strip())
+
+    @property
+    def client_host(self) -> str:
+        """The client host: ``--host`` when given, else this node (SPEC.md section 3)."""
+        return self.host if self.host is not None and self.host_given else self.node
 
 
 @dataclass(slots=True)
@@ -123,6 +136,8 @@ class Session:
     uid: int | None = None
     # when the process ``pid`` started on ``node`` (lictools.host.Host.process_start), to tell a reused PID
     pid_start: int | None = None
+    # the process that ran ``acquire`` (shown by ``info users`` without ``pid``; never checked by gc)
+    caller_pid: int | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SESSION_FIELDS}

@@ -4,10 +4,22 @@
 function that changed the live state) into a memory transaction: a fold, not a second engine. Around
 each event it checks what cannot be right (:attr:`ReplayedState.problems`): an event for a session
 that is not live, a ``grant`` for a seat already held or a ``share`` of a seat nobody holds, an
-``in_use``, ``issued`` or ``expires`` that disagrees with the rebuilt state, a missing key. Grants
-that opened a seat the counting rules did not allow (beyond the issued seats, or through the shared
-seats while reservations left none) and denials of a session whose seat key was already held go to
-:attr:`ReplayedState.violations`: those are oversold or wrongly refused seats.
+``in_use``, ``issued`` or ``expires`` that disagrees with the rebuilt state, a missing key, a
+``recharge`` of a seat whose project still holds it or to a project none of its sessions belongs to.
+Grants that opened a seat the counting rules did not allow (beyond the issued seats, or through the
+shared seats while reservations left none) and denials of a session whose seat key was already held
+go to :attr:`ReplayedState.violations`: those are oversold or wrongly refused seats.
+
+The reservation invariant (issue 10) is audited after every event: the seats held beyond their
+projects' reservations must not exceed the shared seats (issued minus every reservation), i.e. every
+unused reservation has a free seat waiting for it. Two things may break it, and only they: an admin
+change of reservations or licenses while the seats are held (``reserve``, ``license-remove``: nobody
+is evicted), and a ``recharge`` forced by the always-join rule (a grouped seat left by its charged
+project and kept by clients of projects with no reserved seat free). Any other event that raises the
+excess is a violation, so is a forced-looking ``recharge`` that went beyond the reservations while a
+holder's reservation had room, and, in a version-2 journal, an event ending the charged project's
+last session on a seat still held that is not followed by that seat's ``recharge`` (the seat "stayed
+charged" to a project that left it: its reservation stopped protecting the project).
 
 ``compare(store)`` replays the store's journal and lists every difference with the pools and
 sessions the store holds, read through one transaction; an empty list means the journal fully
@@ -51,7 +63,7 @@ from typing import Any, Iterable
 
 from lictools import events as kinds
 from lictools.admission import shared_capacity, shared_used
-from lictools.apply import NoSuchPool, NoSuchSession, UnknownEvent, apply
+from lictools.apply import NoSuchPool, NoSuchSeat, NoSuchSession, UnknownEvent, apply
 from lictools.errors import DamagedStateError
 from lictools.model import SESSION_FIELDS, Pool, Session
 from lictools.stores.memory import MemoryTransaction, empty_document
@@ -77,6 +89,10 @@ class ReplayedState:
         self.problems: list[str] = []
         self.violations: list[str] = []
         self.ignored: dict[str, int] = {}
+        # (pool, feature) -> seats held beyond reservations in excess of the shared seats
+        self.excess: dict[tuple[str, str], int] = {}
+        # (pool, feature, seat) -> where the charged project's last session left it, awaiting its recharge
+        self.pending: dict[tuple[str, str, str], tuple[str, str | None]] = {}
 
     @property
     def pools(self) -> dict[str, Pool]:
@@ -118,10 +134,11 @@ def replay(events: Iterable[dict[str, Any]]) -> ReplayedState:
         for key in kinds.missing_keys(ev):
             st.problems.append(f"{where}: lacks field {key!r}")
         tx.now = ev.get("ts", tx.now)
+        _audit_pending(st, ev)
         _audit_before(st, ev, where)
         try:
             apply(tx, ev)
-        except (NoSuchSession, NoSuchPool) as exc:
+        except (NoSuchSession, NoSuchPool, NoSuchSeat) as exc:
             st.problems.append(f"{where}: {exc.args[0]} at this point of the journal")
             continue
         except UnknownEvent:
@@ -129,6 +146,7 @@ def replay(events: Iterable[dict[str, Any]]) -> ReplayedState:
         except KeyError:
             continue  # reported above as a lacking field
         _audit_after(st, ev, where)
+    _audit_pending(st, None)
     return st
 
 
@@ -153,6 +171,8 @@ def _audit_before(st: ReplayedState, ev: dict[str, Any], where: str) -> None:
         st.violations.append(f"{where}: denied although seat {ev['seat']!r} was already held (it costs no new seat)")
     elif kind in ("refresh", "detach", "release", "expire", "remove"):
         _audit_session_change(st, ev, pool, where)
+    elif kind == "recharge" and pool is not None:
+        _audit_recharge(st, ev, pool, where)
 
 
 def _audit_grant(st: ReplayedState, ev: dict[str, Any], pool: Pool | None, where: str) -> None:
@@ -164,6 +184,12 @@ def _audit_grant(st: ReplayedState, ev: dict[str, Any], pool: Pool | None, where
         st.problems.append(f"{where}: shares seat {ev.get('seat')!r}, which no live session holds")
     if ev["event"] == "grant" and held:
         st.problems.append(f"{where}: opens seat {ev.get('seat')!r}, which live sessions already hold (should be a share)")
+    if ev["event"] == "grant" and ev.get("seat_project") != ev.get("project"):
+        st.problems.append(f"{where}: opens a seat charged to {ev.get('seat_project')!r}, not its project {ev.get('project')!r}")
+    if ev["event"] == "share" and held:
+        charged = tx.find_sessions(pool=ev["pool"], feature=ev["feature"], seat=ev["seat"])[0].seat_project
+        if ev.get("seat_project") != charged:
+            st.problems.append(f"{where}: says its seat is charged to {ev.get('seat_project')!r}, the seat is charged to {charged!r}")
     if ev["event"] == "grant" and pool is not None:
         feature = ev["feature"]
         issued, reserved, usage = pool.issued(feature), pool.reserved(feature), tx.seats_by_project(pool.name, feature)
@@ -181,6 +207,9 @@ def _audit_session_change(st: ReplayedState, ev: dict[str, Any], pool: Pool | No
     if session is None:
         return  # apply reports it
     kind = ev["event"]
+    if kind != "refresh" and ev.get("v", 0) >= 2 and ev.get("seat_project") != session.seat_project:
+        st.problems.append(f"{where}: says its seat is charged to {ev.get('seat_project')!r}, the seat is charged to "
+                           f"{session.seat_project!r}")
     if kind == "refresh" and session.detached and not ev.get("retry"):
         st.problems.append(f"{where}: refreshes a detached session")
     if kind == "expire" and str(ev.get("reason", "")).startswith(("lease", "detached")):
@@ -196,11 +225,78 @@ def _audit_session_change(st: ReplayedState, ev: dict[str, Any], pool: Pool | No
             st.problems.append(f"{where}: kept the session {ev.get('linger')} s although the pool's detach timeout is {linger} s")
 
 
+def _project(project: str | None) -> str:
+    return f"project {project}" if project else "no project"
+
+
+def _audit_recharge(st: ReplayedState, ev: dict[str, Any], pool: Pool, where: str) -> None:
+    """A recharge must move a seat its charged project left to a project holding it, within a holder's
+    reservation whenever one has a reserved seat free."""
+    holders = st.tx.find_sessions(pool=ev["pool"], feature=ev["feature"], seat=ev["seat"])
+    if not holders:
+        return  # apply reports it
+    charged, new, projects = holders[0].seat_project, ev.get("seat_project"), {h.project for h in holders}
+    seat = f"seat {ev['seat']!r}"
+    if ev.get("previous_project") != charged:
+        st.problems.append(f"{where}: says {seat} was charged to {ev.get('previous_project')!r}, it was charged to {charged!r}")
+    if charged in projects:
+        st.problems.append(f"{where}: re-charges {seat} although {_project(charged)} still holds it")
+    if new not in projects:
+        st.problems.append(f"{where}: {_project(new)} is not the project of a session holding {seat}")
+    reserved, usage = pool.reserved(ev["feature"]), st.tx.seats_by_project(ev["pool"], ev["feature"])
+    room = sorted(p for p in projects if p and usage.get(p, 0) < reserved.get(p, 0))
+    if room and new not in room:
+        st.violations.append(
+            f"{where}: charged {seat} to {_project(new)} beyond the reservations although project {room[0]} had a "
+            "reserved seat free"
+        )
+
+
+def _audit_pending(st: ReplayedState, ev: dict[str, Any] | None) -> None:
+    """The event after one that left a seat charged to a project with no session on it must recharge that seat."""
+    if not st.pending:
+        return
+    for key, (where, project) in list(st.pending.items()):
+        if ev is not None and ev.get("event") == "recharge" and (ev.get("pool"), ev.get("feature"), ev.get("seat")) == key:
+            continue
+        st.violations.append(
+            f"{where}: seat {key[2]!r} stayed charged to {_project(project)} after its last session left it: "
+            "the seat still counts for that project's reservation while only others hold it"
+        )
+    st.pending.clear()
+
+
+def _audit_reservation_invariant(st: ReplayedState, ev: dict[str, Any], where: str, usage: dict[str | None, int]) -> None:
+    """Seats beyond reservations <= shared seats, except after an admin change or a forced recharge."""
+    pool = st.tx.get_pool(ev["pool"])
+    if pool is None:
+        return
+    feature, kind = ev["feature"], ev["event"]
+    reserved = pool.reserved(feature)
+    used, cap = shared_used(usage, reserved), shared_capacity(pool.issued(feature), reserved)
+    key = (pool.name, feature)
+    excess, before = max(0, used - cap), st.excess.get(key, 0)
+    st.excess[key] = excess
+    allowed = before + 1 if kind == "recharge" else before
+    if excess > allowed and kind not in ("reserve", "license-remove"):
+        st.violations.append(
+            f"{where}: seats held beyond reservations rose to {used} where {cap} are shared "
+            f"(issued {pool.issued(feature)}, reserved {reserved}, usage {usage}): a reservation stopped protecting its project"
+        )
+
+
 def _audit_after(st: ReplayedState, ev: dict[str, Any], where: str) -> None:
     """Checks of what the event says the change led to against what applying it gave."""
     tx, kind = st.tx, ev["event"]
-    if "in_use" in ev and "feature" in ev:
-        have = tx.seats_in_use(ev["pool"], ev["feature"])
+    usage = tx.seats_by_project(ev["pool"], ev["feature"]) if "feature" in ev and "pool" in ev else None
+    if usage is not None and kind != "deny":
+        _audit_reservation_invariant(st, ev, where, usage)
+    if usage is not None and kinds.ends_session(ev) and ev.get("v", 0) >= 2 and "seat" in ev:
+        holders = tx.find_sessions(pool=ev["pool"], feature=ev["feature"], seat=ev["seat"])
+        if holders and holders[0].seat_project not in {h.project for h in holders}:
+            st.pending[(ev["pool"], ev["feature"], ev["seat"])] = (where, holders[0].seat_project)
+    if "in_use" in ev and usage is not None:
+        have = sum(usage.values())
         if have != ev["in_use"]:
             st.problems.append(f"{where}: says in_use {ev['in_use']} for {ev['pool']}/{ev['feature']}, replay has {have}")
     if kind in ("license-add", "license-remove"):

@@ -184,9 +184,11 @@ def listing(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
             for seat, members in groups.items():
                 first = members[0]
                 front = rule.front_end(first)
+                # one front end per group: its address is the first DVM's (a RUN child's own --host is not)
+                address = front.address or first.host
                 front_ends.append({
-                    "kind": front.kind, "id": front.id, "seat": seat, "host": first.host,
-                    "sessions": [_listed_session(s, rule.front_end(s).cx_mode) for s in members],
+                    "kind": front.kind, "id": front.id, "seat": seat, "host": first.host, "address": address,
+                    "sessions": [_listed_session(s, rule.front_end(s).cx_mode, address) for s in members],
                 })
             blocks.append({
                 "pool": p.name,
@@ -202,10 +204,13 @@ def listing(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
     return blocks
 
 
-def _listed_session(s: Session, cx_mode: str | None) -> dict[str, Any]:
+def _listed_session(s: Session, cx_mode: str | None, address: str) -> dict[str, Any]:
+    """A session as the listing shows it: ``address`` is its front end's (the ``GUI Server`` line), ``pid``
+    the ``--pid`` gc checks, ``caller_pid`` the process that acquired it (shown when ``pid`` is None)."""
     return {
         "session": s.id, "pid": s.pid, "user": s.user, "host": s.host, "node": s.node, "app": s.app,
         "client": s.client, "cx_mode": cx_mode, "root": s.root, "detached": s.detached,
+        "address": address, "caller_pid": s.caller_pid,
     }
 
 

@@ -267,7 +267,8 @@ def test_pool_remove_refuses_live_sessions_unless_forced(tx):
         {"session": "x" * 10_000},
         {"session": "a\nb"},
         {"user": "al\x00ice"},
-        {"host": ""},
+        {"host": "h\x07st"},     # an empty --host is "not given" (the node), see test_rules_fidelity.py
+        {"node": ""},
         {"pid": -5},
         {"lease": 10**12},
         {"project": "--all"},

@@ -97,3 +97,27 @@ def test_console_script_lictools_fglwrt(genero, state):
     bad = subprocess.run([str(BIN), "-q"], capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, LICTOOLS_STATE=str(state)))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_front_end_output_satisfies_the_patterns_scripts_grep(genero):
+    """Issue 13: 'Users *: [0-9]+/[0-9]+' and '^\\s*GUI Server [0-9.:]+ - Process Id [0-9]+' (the public
+    awk parser of T100/TIPTOP) when clients give IP addresses and PIDs; through the examples/fglWrt drop-in."""
+    genero("acquire", "g", "--client", "gdc", "--monitor", "10.1.2.3:0", "--pid", "5144", "--host", "10.1.2.3")
+    genero("acquire", "g", "--client", "gwc", "--host", "10.1.2.9", "--pid", "6001")
+    out = genero("fglwrt", "-a", "info", "users").out
+    assert re.findall(r"Users *: [0-9]+/[0-9]+", out) == ["Users        : 2/5"]
+    lines = re.findall(r"^\s*GUI Server [0-9.:]+ - Process Id [0-9]+", out, re.M)
+    assert [ln.strip() for ln in lines] == ["GUI Server 10.1.2.3:0 - Process Id 5144"], out
+    # through the GAS, fglWrt puts the GUI server and each DVM on lines of their own (vendors.md 1.3)
+    assert "    GUI Server 10.1.2.9\n        Process Id 6001\n" in out
+
+
+def test_examples_drop_in_runs_the_front_end(genero, state):
+    genero("acquire", "g", "--client", "tui", "--pid", "77")
+    env = dict(os.environ, LICTOOLS_STATE=str(state), LICTOOLS_BIN=f"{sys.executable} -m lictools",
+               LICTOOLS_FGLWRT_STDERR="1")
+    drop_in = Path(__file__).resolve().parent.parent / "examples" / "fglWrt"
+    listed = subprocess.run(["bash", str(drop_in), "-a", "info", "users"], capture_output=True, text=True, env=env)
+    assert listed.returncode == 0 and listed.stdout == "" and "Users        : 1/5" in listed.stderr
+    ps = subprocess.run(["bash", str(drop_in), "-a", "ps"], capture_output=True, text=True, env=env)
+    assert ps.stdout == "77\n"

@@ -4,8 +4,13 @@ Any sequence of acquire / release / detach / refresh / admin remove / clock adva
 reservation changes / license loads / pool option changes must keep, after every step:
 
 - seats in use <= issued, for every feature;
-- shared seats used <= issued - sum(reservations) (reservations respected; a reservation made
-  while others hold the seats evicts nobody, but then no step raises the shared use);
+- the reservation invariant (issue 10): seats held beyond their projects' reservations <= issued -
+  sum(reservations), i.e. every unused reservation has a free seat. Its two exceptions, and only they,
+  may raise the excess: a reservation made while others hold the seats (it evicts nobody), and a
+  forced recharge (a grouped seat left by its charged project, kept by clients of projects with no
+  reserved seat free), by one seat per such recharge; no other step raises it;
+- every seat is charged to the project of one of the sessions holding it (a seat left by its charged
+  project is re-charged to a holder's, one with a reserved seat free first: the model does it too);
 - seats in use == the number of distinct seat keys among live sessions;
 - a session whose seat key is already held is never denied, and a new seat is opened only when
   the counting rules allow it (checked against an independent model written from SPEC.md);
@@ -73,10 +78,12 @@ HOSTS = ["h1", "H1", "h2.corp.example", "y,host=h1"]
 if avoid("share-key"):  # generic share=user,host: ("x,host=y", "h1") and ("x", "y,host=h1") get one key
     USERS, HOSTS = [u for u in USERS if "=" not in u], [h for h in HOSTS if "=" not in h]
 NODES = ["bmc1", "BMC1", "bmc2.corp.example"]
+NO_HOST = [None, ""]  # --host not given (or empty): the node, except for a terminal server session
 PROJECTS = [None, None, "pa", "pb"]
 APPS = [None, "a1", "a2"]
 GENERO_CLIENTS = [None, "gdc", "gjc", "gwc", "gbc", "gdc-http", "tui", "bogus"]
-MONITORS = [None, "m1", "m2"]
+MONITORS = [None, "m1", "m2", "localhost:1", ":1", " "]
+NODE_RELATIVE = ("localhost:1", ":1")  # the monitors above that name an address of the DVM's node
 LEASES = [None, None, 0, 30, 600]
 SHARES = ["", "user", "host", "user,host", "project", "app,terminal", "client,monitor", "node,pid"]
 
@@ -151,6 +158,10 @@ def _device(name: str) -> str:
     return name.split(".")[0].upper()
 
 
+def _client_host(req: Request) -> str:
+    return req.host if req.host and req.host.strip() else req.node
+
+
 class Model:
     """SPEC.md's counting rules, written independently of the rule modules.
 
@@ -164,14 +175,46 @@ class Model:
         self.product = product
         self.live: dict[str, MSession] = {}
         self.tokens = 0
+        # feature -> project -> reserved seats (what the pool says; the reserve rule keeps it)
+        self.reservations: dict[str, dict[str, int]] = {}
+        # feature -> recharges beyond every reservation since the invariant last looked
+        self.forced: Counter = Counter()
 
     def token(self) -> tuple[str, int]:
         self.tokens += 1
         return ("own", self.tokens)
 
     def reap(self, now: float) -> None:
-        for sid in [s.id for s in self.live.values() if s.expires is not None and s.expires <= now]:
-            del self.live[sid]
+        """End expired sessions in the engine's order (expiry, then id): recharges depend on the order."""
+        expired = [s for s in self.live.values() if s.expires is not None and s.expires <= now]
+        for s in sorted(expired, key=lambda s: (s.expires, s.id)):
+            self.end(s.id)
+
+    def usage(self, feature: str) -> dict:
+        """Seats per charged project."""
+        seats: dict = {}
+        for s in sorted(self.live.values(), key=lambda s: (s.started, s.id)):
+            if s.feature == feature:
+                seats.setdefault(s.seat, s.seat_project)
+        return dict(Counter(seats.values()))
+
+    def end(self, sid: str) -> None:
+        """A session ends. A seat it leaves held but with no session of its charged project is charged to
+        the project of a session still holding it: a project with a reserved seat free first (oldest such
+        session), else the oldest session's project (SPEC: sessions join a held seat even in a full pool)."""
+        ended = self.live.pop(sid)
+        holders = sorted((s for s in self.live.values() if s.feature == ended.feature and s.seat == ended.seat),
+                         key=lambda s: (s.started, s.id))
+        if not holders or holders[0].seat_project in {h.project for h in holders}:
+            return
+        reserved, usage = self.reservations.get(ended.feature, {}), self.usage(ended.feature)
+        room = [h.project for h in holders if h.project and usage.get(h.project, 0) < reserved.get(h.project, 0)]
+        project = room[0] if room else holders[0].project
+        if not room:
+            self.forced[ended.feature] += 1
+        for h in holders:
+            h.seat_project = project
+        STATS["recharges"] += 1
 
     def tree_member(self, parent: str) -> MSession | None:
         """Genero: a live session of the parent's tree (SPEC: RUN children share their root's seat)."""
@@ -190,16 +233,20 @@ class Model:
         p = self.product
         if p == "generic":
             share = [a for a in options.get("share", "").split(",") if a]
-            return (self.token() if not share else ("attrs", tuple(getattr(req, a) for a in share))), None, None
+            values = tuple(_client_host(req) if a == "host" else getattr(req, a) for a in share)
+            return (self.token() if not share else ("attrs", values)), None, None
         if p == "aveva-batch":
             node = _device(req.node)
-            return (("ts", _device(req.host), node) if req.terminal else ("node", node)), None, None
+            if req.terminal and not (req.host or "").strip():
+                return None, UsageError, None  # a terminal server session names its client host
+            return (("ts", _device(_client_host(req)), node) if req.terminal else ("node", node)), None, None
         if p == "magic-xpa":
             version = tuple(int(x) for x in options.get("version", "4.0").split("."))
+            machine = _device(_client_host(req))
             if req.feature == "ria" and version >= (3, 2) and req.app:
-                return ("ria", req.host.lower(), req.app), None, None
+                return ("ria", machine, req.app), None, None
             if req.feature == "web" and version >= (4, 0):
-                return ("web", req.host.lower()), None, None
+                return ("web", machine), None, None
             return self.token(), None, None
         if p == "genero":
             if req.parent is not None:
@@ -212,9 +259,11 @@ class Model:
             if req.client is not None and req.client not in GENERO_CLIENTS[1:-1]:
                 return None, UsageError, None
             if req.client in ("gdc", "gjc"):
-                if not req.monitor:
+                if not req.monitor or not req.monitor.strip():
                     return None, UsageError, None
-                return ("monitor", req.monitor), None, None
+                scope = options.get("monitor_scope", "auto")
+                scoped = scope == "node" or (scope == "auto" and req.monitor in NODE_RELATIVE)
+                return ("monitor", req.client, req.monitor, _device(req.node) if scoped else None), None, None
             return self.token(), None, None
         return None, None, None
 
@@ -230,7 +279,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.rule = get_rule(self.PRODUCT)
         self.features = list(self.rule.FEATURES) or ["f1", "f2"]
         self.model = Model(self.PRODUCT)
-        self.shared_before: dict[str, int] = {}
+        self.excess_before: dict[str, int] = {}
+        self.admin_step = False
         self.known = self.model.product in ("generic", "aveva-batch", "magic-xpa", "genero")
         self.now = START
         self.ids: list[str] = []
@@ -292,7 +342,9 @@ class EngineMachine(RuleBasedStateMachine):
         if "share" in self.rule.OPTIONS:
             options["share"] = data.draw(st.sampled_from(SHARES if avoid("share-key") else ["user,host"]), label="share")
         if "version" in self.rule.OPTIONS:
-            options["version"] = data.draw(st.sampled_from(["3.1", "3.2", "4.0"]), label="version")
+            options["version"] = data.draw(st.sampled_from(["3.1", "3.2", "3.9", "4.0", "4.13"]), label="version")
+        if "monitor_scope" in self.rule.OPTIONS:
+            options["monitor_scope"] = data.draw(st.sampled_from(["auto", "auto", "global", "node"]), label="monitor scope")
         options = {k: v for k, v in options.items() if v != ""}
         licenses = {f: data.draw(st.sampled_from([0, 1, 2, 2, 3, 4]), label=f"issued {f}") for f in self.features}
         self.run(lambda tx: engine.add_pool(tx, POOL, self.PRODUCT, licenses, options))
@@ -307,7 +359,7 @@ class EngineMachine(RuleBasedStateMachine):
         return Request(
             pool=POOL, feature=feature, session=sid,
             user=data.draw(st.sampled_from(USERS), label="user"),
-            host=data.draw(st.sampled_from(HOSTS if p != "aveva-batch" else HOSTS[:3]), label="host"),
+            host=data.draw(st.sampled_from((HOSTS if p != "aveva-batch" else HOSTS[:3]) + NO_HOST), label="host"),
             node=data.draw(st.sampled_from(NODES), label="node"),
             terminal=data.draw(st.booleans(), label="terminal") if p in ("aveva-batch", "generic") else False,
             app=data.draw(st.sampled_from(APPS), label="app") if p in ("magic-xpa", "generic") else None,
@@ -323,6 +375,21 @@ class EngineMachine(RuleBasedStateMachine):
     def acquire(self, data) -> None:
         for _ in range(data.draw(st.integers(1, 3), label="acquisitions")):
             self.acquire_one(self.random_request(data))
+
+    @precondition(lambda self: self.model.live)
+    @rule(data=st.data())
+    def another_project_joins_then_the_first_leaves(self, data) -> None:
+        """Issue 10's case: a client of another project joins a live session's seat (same attributes),
+        then the first one ends, so its seat is left to a project it was not charged to."""
+        like = self.model.live[data.draw(st.sampled_from(sorted(self.model.live)), label="like")]
+        project = data.draw(st.sampled_from([p for p in ("pa", "pb", None) if p != like.project]), label="project")
+        clone = Request(
+            pool=POOL, feature=like.feature, session=self.new_id(data), user=like.user, host=like.host, node=like.node,
+            terminal=like.terminal, app=like.app, project=project, client=like.client, monitor=like.monitor,
+            parent=like.id if self.PRODUCT == "genero" else None,
+        )
+        self.acquire_one(clone)
+        self.release_one(like.id)
 
     @precondition(lambda self: self.model.live)
     @rule(data=st.data())
@@ -408,7 +475,7 @@ class EngineMachine(RuleBasedStateMachine):
             assert s.lease == lease and s.expires == (None if lease == 0 else self.now + lease)
             self.model.live[sid] = MSession(
                 id=sid, feature=feature, seat=outcome.seat, cls=cls, seat_project=seats.get(outcome.seat, req.project),
-                expires=s.expires, lease=lease, detached=False, started=self.now, root=s.root,
+                expires=s.expires, lease=lease, detached=False, started=self.now, root=s.root, project=req.project,
                 **{a: getattr(req, a) for a in ("user", "host", "node", "terminal", "app", "client", "monitor", "parent")},
             )
             if self.PRODUCT == "genero":
@@ -417,11 +484,14 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def release(self, data) -> None:
-        sid = self.pick_id(data)
+        self.release_one(self.pick_id(data))
+
+    def release_one(self, sid: str) -> None:
         (done, missing, *_), _ = self.run(lambda tx: engine.release(tx, [sid], actor="prop"))
         self.model.reap(self.now)
         assert [s.id for s in done] == ([sid] if sid in self.model.live else [])
-        self.model.live.pop(sid, None)
+        if sid in self.model.live:
+            self.model.end(sid)
 
     @rule(data=st.data())
     def detach(self, data) -> None:
@@ -432,7 +502,7 @@ class EngineMachine(RuleBasedStateMachine):
         assert [s.id for s in done] == ([sid] if sid in self.model.live else [])
         if sid in self.model.live:
             if linger == 0:
-                del self.model.live[sid]
+                self.model.end(sid)
             else:
                 self.model.live[sid].detached = True
                 self.model.live[sid].expires = self.now + linger
@@ -453,10 +523,10 @@ class EngineMachine(RuleBasedStateMachine):
     def admin_remove(self, user) -> None:
         (done, missing, *_), _ = self.run(lambda tx: engine.remove(tx, user=user, actor="admin"))
         self.model.reap(self.now)
-        gone = sorted(s.id for s in self.model.live.values() if s.user == user)
-        assert sorted(s.id for s in done) == gone
-        for sid in gone:
-            del self.model.live[sid]
+        gone = [s.id for s in sorted(self.model.live.values(), key=lambda s: (s.started, s.id)) if s.user == user]
+        assert sorted(s.id for s in done) == sorted(gone)
+        for sid in gone:  # in the engine's order (oldest first): recharges depend on it
+            self.model.end(sid)
 
     @rule(seconds=st.sampled_from([1, 29, 30, 31, 59, 60, 61, 299, 300, 301, 599, 600, 601, 1200, 3601, 4000]))
     def advance_clock(self, seconds) -> None:
@@ -489,6 +559,8 @@ class EngineMachine(RuleBasedStateMachine):
         _, error = self.run(lambda tx: engine.reserve(tx, POOL, project, feature, count))
         if error is None:
             self.model = model
+            self.model.reservations[feature] = new
+            self.admin_step = True  # a reservation evicts nobody: the one admin exception of the invariant
         assert (error is not None) == (sum(new.values()) > issued), f"reserve {project} {count}: {error}"
 
     @rule(data=st.data())
@@ -540,18 +612,30 @@ class EngineMachine(RuleBasedStateMachine):
                 usage = tx.seats_by_project(POOL, feature)
                 assert in_use == len(keys), f"{feature}: seats_in_use {in_use}, distinct keys {len(keys)}"
                 assert in_use <= issued, f"{feature}: {in_use} seats in use, {issued} issued: oversold"
-                if sum(reserved.values()) <= issued:
-                    # a reservation made while others held the seats does not evict them: shared use
-                    # may stand above the cap then, but no step may raise it while it does
-                    cap = issued - sum(reserved.values())
-                    used = replay.shared_used(usage, reserved)
-                    before = self.shared_before.get(feature, 0)
-                    assert used <= cap or used <= before, (
-                        f"{feature}: shared seats used {used} > {cap}, up from {before} "
-                        f"(issued {issued}, reserved {reserved}, usage {usage})"
+                # every seat is charged to the project of a session holding it
+                for key in keys:
+                    holders = [s for s in mine if s.seat == key]
+                    assert holders[0].seat_project in {h.project for h in holders}, (
+                        f"{feature}: seat {key} charged to {holders[0].seat_project}, held by projects "
+                        f"{sorted(str(h.project) for h in holders)}"
                     )
-                    self.shared_before[feature] = used
+                # the reservation invariant: seats beyond reservations <= shared seats; only a reservation
+                # made while the seats were held, or a forced recharge (one seat each), may raise the excess
+                assert self.model.reservations.get(feature, {}) == reserved, (self.model.reservations, reserved)
+                cap = max(0, issued - sum(reserved.values()))
+                used = replay.shared_used(usage, reserved)
+                excess, before = max(0, used - cap), self.excess_before.get(feature, 0)
+                forced = self.model.forced[feature]
+                assert excess <= before + forced or self.admin_step, (
+                    f"{feature}: seats beyond reservations {used} > {cap} shared, excess up from {before} to {excess} "
+                    f"with {forced} forced recharge(s) (issued {issued}, reserved {reserved}, usage {usage})"
+                )
+                if excess > before and not self.admin_step:
+                    STATS["forced excess"] += 1
+                self.excess_before[feature] = excess
                 STATS["max seats in use"] = max(STATS["max seats in use"], in_use)
+        self.model.forced.clear()
+        self.admin_step = False
         STATS["steps"] += 1
 
     @invariant()
@@ -584,6 +668,7 @@ def test_engine_properties(product, backend, capsys):
               f"{STATS['granted']} grants, {STATS['shared']} shares, {STATS['denied']} denials, "
               f"{STATS['refused']} refused (usage/not found), max seats in use {STATS['max seats in use']}, "
               f"{STATS['reservations skipped (usage does not fit)']} reservations skipped, "
+              f"{STATS['recharges']} recharges ({STATS['forced excess']} steps raised the excess by force), "
               f"{time.monotonic() - started:.1f} s")
     assert STATS["steps"] > 0
 

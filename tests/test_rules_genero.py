@@ -196,9 +196,9 @@ def test_gdc_direct_mode_one_license_per_monitor():
     tx = make()
     for _ in range(3):
         dvm(tx, "gdc", monitor="M1")
-    assert seats(tx) == ["monitor:M1"]
+    assert seats(tx) == ["monitor:gdc:M1"]
     dvm(tx, "gdc", monitor="M2", host="pc1")   # a second GDC instance on the same PC
-    assert seats(tx) == ["monitor:M1", "monitor:M2"]
+    assert seats(tx) == ["monitor:gdc:M1", "monitor:gdc:M2"]
 
 
 def test_gdc_http_and_gdcax_do_not_count_per_monitor():
@@ -237,7 +237,7 @@ def test_child_of_a_direct_mode_dvm_takes_its_monitor_seat():
     tx = make()
     root = dvm(tx, "gdc", monitor="M1").session
     child = dvm(tx, None, parent=root.id)
-    assert child.seat == "monitor:M1" and child.shared
+    assert child.seat == "monitor:gdc:M1" and child.shared
     stored = tx.get_session(child.session.id)
     assert (stored.client, stored.monitor, stored.root) == ("gdc", "M1", root.id)
 
@@ -378,7 +378,7 @@ def test_cli_info_users_json_shape(cli):
     assert {k: block[k] for k in ("pool", "product", "feature", "users", "max")} == {
         "pool": "g", "product": "genero", "feature": "runtime", "users": 1, "max": 5}
     fe = block["front_ends"][0]
-    assert (fe["kind"], fe["id"], fe["seat"]) == ("monitor", "M1", "monitor:M1")
+    assert (fe["kind"], fe["id"], fe["seat"]) == ("monitor", "M1", "monitor:gdc:M1")
     assert fe["sessions"][0]["session"] == sid and fe["sessions"][0]["pid"] == 42
     assert fe["sessions"][0]["cx_mode"] == "direct"
 

@@ -43,7 +43,7 @@ def test_rule_module_interface():
     doc = " ".join(rule.__doc__.split())
     assert "Multiple Web clients from the same machine consume one (Web) license" in doc
     with pytest.raises(UsageError):
-        make(version="5.0")
+        make(version="five")
     with pytest.raises(UsageError, match="--feature is required"):
         client(make(threads=1), None)
 

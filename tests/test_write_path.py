@@ -85,7 +85,7 @@ def test_journal_after_a_denial_shows_the_whole_request(genero):
     deny = [json.loads(line) for line in out.splitlines() if json.loads(line)["event"] == "deny"]
     assert len(deny) == 1
     assert {k: deny[0][k] for k in ("client", "monitor", "app", "session", "pid", "project", "v")} == {
-        "client": "gdc", "monitor": "fe-7", "app": "orders", "session": "second", "pid": 4242, "project": "P1", "v": 1,
+        "client": "gdc", "monitor": "fe-7", "app": "orders", "session": "second", "pid": 4242, "project": "P1", "v": events.VERSION,
     }
 
 
@@ -113,6 +113,8 @@ def test_every_journal_line_has_a_version_and_the_keys_of_its_kind(lt, clock):
         ("acquire", "p", "--feature", "f", "--session", "a"),
         ("detach", "b"),
         ("release", "c"),
+        ("acquire", "p", "--feature", "f", "--session", "e", "--project", "pb"),
+        ("release", "a"),  # pa's last session leaves the seat b and e still hold: recharge
         ("acquire", "q", "--feature", "f", "--session", "q1"),
         ("remove", "q1"),
         ("pool", "remove", "q"),

@@ -9,23 +9,27 @@ from lictools.cli.options import FEATURES, POOLS, SECONDS
 
 
 @click.command(epilog=example(
-    "id=$(lictools acquire genero-prod --client gdc --monitor \"$FGLSERVER\") || exit 1",
-    "lictools acquire batch --feature dev --terminal --host HOST1 --node BMC1",
+    "id=$(lictools acquire prod --pid \"$PPID\") || exit 1",
+    "lictools acquire batch --feature dev --terminal --host \"$CLIENTNAME\"",
     "lictools --format json acquire cad --feature solver --wait 60",
+    "man lictools-products     # which options each product's rule reads",
 ))
 @click.argument("pool", shell_complete=POOLS)
 @click.option("--feature", shell_complete=FEATURES, help="Feature (default: the product's only feature).")
 @click.option("--session", help="Session id (default: a new one, printed). Retrying with the same id returns the same grant.")
 @click.option("--user", help="User (default: your account). A pool with trust_claims=no takes only your own.")
-@click.option("--host", help="Client host the session comes from (default: this node).")
+@click.option("--host", help="Client host the session comes from (default, also when empty: this node).")
 @click.option("--node", help="Node the client runs on (default: this host's name).")
-@click.option("--terminal", is_flag=True, help="The client runs in a Terminal Server session from --host.")
+@click.option("--terminal", is_flag=True,
+              help="The client runs in a Terminal Server session from --host (a rule keying on that host needs --host).")
 @click.option("--app", help="Application name.")
 @click.option("--project", help="Project (reservations are per project).")
-@click.option("--parent", help="Parent session (Genero RUN / RUN WITHOUT WAITING shares its root's seat).")
+@click.option("--parent", help="Parent session, for products whose child processes share their root's seat.")
 @click.option("--client", help="Client kind, for products that count by it (see 'man lictools-products').")
-@click.option("--monitor", help="Front-end monitor id (Genero direct mode: one seat per monitor).")
-@click.option("--pid", type=click.IntRange(1, 2**31 - 1), help="Process id of the client on --node (for gc --check-pids).")
+@click.option("--monitor", help="Front-end monitor id, for products that count per front end.")
+@click.option("--pid", type=click.IntRange(1, 2**31 - 1),
+              help="Process id of the client on --node: gc --check-pids frees the seat when it is gone "
+                   "(default: none; listings then show the caller's parent PID, never checked).")
 @click.option("--lease", type=click.IntRange(0, 315_360_000), help="Seconds before the session expires without a refresh (0: never).")
 @click.option("--wait", type=SECONDS, default=0, metavar="SECONDS", help="Keep trying this long when denied.")
 @click.option("--dry-run", is_flag=True, help="Say whether it would be granted, shared or denied, and why; change nothing.")
@@ -41,11 +45,12 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
     from lictools.host import SYSTEM
     from lictools.model import Request
 
-    node = node or SYSTEM.node()
+    # --host stays as given (None, empty): a rule may need to know it was not given; the engine
+    # takes the node as the client host everywhere else
     request = Request(
         pool=pool, feature=feature, session=session or SYSTEM.new_id(), user=user or SYSTEM.account()[1],
-        host=host or node, node=node, terminal=terminal, app=app, project=project, parent=parent,
-        client=client, monitor=monitor, pid=pid, lease=lease, uid=os.geteuid(),
+        host=host, node=node or SYSTEM.node(), terminal=terminal, app=app, project=project, parent=parent,
+        client=client, monitor=monitor, pid=pid, lease=lease, uid=os.geteuid(), caller_pid=SYSTEM.caller_pid(),
     )
     if dry_run:
         with transaction() as tx:

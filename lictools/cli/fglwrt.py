@@ -93,7 +93,7 @@ def parse(args: list[str]) -> Action:
 def fglwrt(pool: str | None, to_stderr: bool, yes: bool, options: tuple[str, ...]) -> None:
     """fglWrt's options on a lictools pool: -a info users, -u, -x PID, -i, -a ps, -a info up, -h."""
     action = parse(list(options))
-    out = sys.stderr if to_stderr else sys.stdout
+    out = sys.stderr if to_stderr and action.kind == "users" else sys.stdout
     if action.kind == "help":
         out.write(USAGE)
         return

@@ -14,7 +14,7 @@ COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free",
 @click.command(epilog=example(
     "lictools info",
     "lictools --format csv info magic",
-    "lictools info users genero-prod 2>&1 | grep Users     # fglWrt -a info users",
+    "lictools info users --pool genero-prod 2>&1 | grep Users     # fglWrt -a info users",
     "lictools info --pool users                           # a pool literally named users",
 ))
 @click.argument("words", nargs=-1, metavar="[users] [POOL]")
@@ -31,6 +31,8 @@ def info(words: tuple[str, ...], pool_option: str | None, to_stderr: bool) -> No
     'info users [POOL]' prints the 'fglWrt -a info users' layout instead: per pool feature a
     'Users        : n/m' line (seats in use / issued) and the sessions grouped under their front
     end (GDC/GJC monitor, GUI server, terminal or seat key), with 'Process Id' lines.
+    Without a pool every pool feature gets a block and its own 'Users' line: name the pool
+    for exactly one (a single-feature product), as scripts reading one 'Users' line need.
     A first word 'users' always means this listing: reach a pool named 'users' with
     'info --pool users' (plain) or 'info users users' / 'info users --pool users' (listing).
     """

@@ -40,6 +40,7 @@ def add(name: str, product: str, licenses: tuple[tuple[str, str], ...], options:
     with transaction() as tx:
         require_admin(tx, "pool add")
         created = engine.add_pool(tx, name, product, _license_counts(licenses), dict(options), exist_ok=exist_ok)
+    _warn_about_options(created)
     _show([created])
 
 
@@ -49,6 +50,14 @@ def list_() -> None:
     with transaction() as tx:
         pools = tx.list_pools()
     _show(pools)
+
+
+def _warn_about_options(pool: Pool) -> None:
+    """One stderr line per option choice the product's rule advises against (the command still succeeds)."""
+    from lictools.rules import get_rule
+
+    for line in get_rule(pool.product).option_warnings(pool.options):
+        warn(f"pool {pool.name}: {line}")
 
 
 def _show(pools: list[Pool]) -> None:
@@ -100,6 +109,7 @@ def set_(name: str, options: tuple[tuple[str, str], ...]) -> None:
     with transaction() as tx:
         require_admin(tx, "pool set")
         changed = engine.set_pool_options(tx, name, dict(options))
+    _warn_about_options(changed)
     _show([changed])
 
 

@@ -1,4 +1,4 @@
-"""The ``fglWrt -a info users`` layout (research/vendors.md section 1.3), for ``lictools info users``.
+r"""The ``fglWrt -a info users`` layout (research/vendors.md section 1.3), for ``lictools info users``.
 
 It renders the blocks of :func:`lictools.views.listing`; which front end a session is listed under,
 and the product and feature titles, come from the pool's rule.
@@ -12,10 +12,12 @@ One block per pool and feature. Header lines have the label padded to column 13,
     Users        : 2/5
 
 ``Users`` is seats in use / seats issued (what admin scripts grep). Sessions follow, grouped under
-their front end and indented 4/8/12 spaces. Genero direct mode (GDC, GJC; every DVM of one monitor shows the monitor's client host)::
+their front end and indented 4/8/12 spaces. Genero direct mode (GDC, GJC), with the monitor's
+``FGLSERVER`` address (or the client host when the monitor is a front-end id), one line per DVM, as
+the public parsers match it (``^\s*GUI Server [0-9.:]+ - Process Id [0-9]+``)::
 
         FrontEndId2: <monitor>
-            GUI Server <client host> - Process Id <pid>
+            GUI Server <front-end address> - Process Id <pid>
                 host-name: <node>
                 ...
                 cx-mode: direct
@@ -28,8 +30,9 @@ Genero through the web server (one group per root DVM; each DVM its own ``Proces
                 cx-mode: gas
 
 Text terminals and DVMs without ``--client`` use ``Terminal <client host>``; other products use
-``Seat <seat key>`` (the device ID, machine or session). A session without ``--pid`` prints
-``Process Id -``. Detail keys: ``host-name`` (the node running the process), ``host-addr`` (the
+``Seat <seat key>`` (the device ID, machine or session). ``<pid>`` is the DVM's: ``--pid``, else
+the process that ran ``acquire`` (its parent: the DVM or hook asking); ``gc --check-pids`` checks
+``--pid`` only. A session recorded before lictools kept the caller prints ``Process Id -``. Detail keys: ``host-name`` (the node running the process), ``host-addr`` (the
 client host), ``user-name``, ``app-id`` (the lictools session id), ``app-name`` (``--app``),
 ``cx-mode`` (Genero GUI front ends).
 """
@@ -54,7 +57,9 @@ def _details(s: dict[str, Any], indent: str) -> list[str]:
 
 
 def _pid(s: dict[str, Any]) -> str:
-    return str(s["pid"]) if s["pid"] is not None else "-"
+    """The DVM's PID: ``--pid``, else the caller's (the process that ran acquire), else ``-``."""
+    pid = s["pid"] if s["pid"] is not None else s.get("caller_pid")
+    return str(pid) if pid is not None else "-"
 
 
 def render(blocks: list[dict[str, Any]]) -> str:
@@ -72,7 +77,7 @@ def render(blocks: list[dict[str, Any]]) -> str:
             if fe["kind"] == "monitor":
                 out.append(f"    FrontEndId2: {fe['id']}")
                 for s in fe["sessions"]:
-                    out.append(f"        GUI Server {fe['host']} - Process Id {_pid(s)}")
+                    out.append(f"        GUI Server {s['address']} - Process Id {_pid(s)}")
                     out.extend(_details(s, " " * 12))
                 continue
             head = {"gui-server": "GUI Server", "terminal": "Terminal", "seat": "Seat"}[fe["kind"]]

@@ -34,11 +34,18 @@ Seed 000_913904e4552ffb47.txt, the sentences this module implements:
 Device names: Windows computer names are case-insensitive, so by default (``device_case=upper``)
 the key is upper-cased (``bmc1`` and ``BMC1`` are one device); ``device_case=keep`` keeps the text
 as given. ``device_domain=strip`` (default) drops a DNS domain (``host1.corp.example`` ->
-``HOST1``), as the device ID uses the computer name; IP addresses are kept whole.
+``HOST1``), as the device ID uses the computer name; IP addresses are kept whole. The comparison
+itself is :func:`lictools.host.machine_name`, which ``remove --host`` and ``gc --check-pids`` use too.
+
+A terminal server session needs its client host: without ``--host`` (or with an empty one, as a hook
+passing an empty ``$CLIENTNAME`` gives) there is no ``HOST_NODE`` device ID, and taking the node
+instead would make every such session share one seat (``BMC1_BMC1``): refused with exit 2.
 """
 
 from __future__ import annotations
 
+from lictools.errors import UsageError
+from lictools.host import machine_name
 from lictools.model import Pool, Request
 from lictools.rules.base import Option, Seat, SessionView, choice, seconds
 from lictools.rules.base import no_reservation_file as parse_reservation_file
@@ -54,7 +61,7 @@ DENIAL_TEXT: str | None = None
 
 __all__ = [  # what this module provides as a rule (lictools.rules.base.Rule)
     "NAME", "TITLE", "SUMMARY", "FEATURES", "FEATURE_TITLES", "OPTIONS", "DEFAULT_LEASE", "DETACH_OPTION",
-    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file",
+    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file", "option_warnings",
 ]
 
 FEATURE_TITLES = {
@@ -82,24 +89,21 @@ OPTIONS = {
 }
 
 
-def _is_address(name: str) -> bool:
-    return ":" in name or name.replace(".", "").isdigit()
-
-
 def device_name(name: str, pool: Pool) -> str:
     """A host or node name as it appears in a device ID, per the pool's device_* options."""
-    if pool.options.get("device_domain", "strip") == "strip" and not _is_address(name):
-        name = name.split(".")[0] or name
-    if pool.options.get("device_case", "upper") == "upper":
-        name = name.upper()
-    return name
+    return machine_name(name, pool.options.get("device_case", "upper"), pool.options.get("device_domain", "strip"))
 
 
 def device_id(request: Request, pool: Pool) -> str:
     """The device ID of a client: ``NODE``, or ``HOST_NODE`` inside a terminal server session."""
     node = device_name(request.node, pool)
     if request.terminal:
-        return f"{device_name(request.host, pool)}_{node}"
+        if not request.host_given:
+            raise UsageError(
+                "--terminal needs --host, the client host of the Terminal Server session (its device ID is "
+                f"HOST_{node}); --host was missing or empty (an empty $CLIENTNAME?)"
+            )
+        return f"{device_name(request.client_host, pool)}_{node}"
     return node
 
 
@@ -109,7 +113,7 @@ def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     kind = FEATURE_TITLES.get(feature, feature)
     if request.terminal:
         why = (
-            f"terminal server session from host {request.host} on node {request.node}: device ID "
+            f"terminal server session from host {request.client_host} on node {request.node}: device ID "
             f"<host>_<node> = {key}; one {kind} license per device, whatever the user"
         )
     else:
@@ -120,3 +124,14 @@ def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
 def lease_advice(pool: Pool) -> str | None:
     """Security Manager refreshes active client connections every ``refresh_interval`` seconds (seed 000)."""
     return f"clients are expected to refresh every {pool.options.get('refresh_interval', '300')} s"
+
+
+def option_warnings(options: dict[str, str]) -> list[str]:
+    """A lease not longer than ``refresh_interval`` ends between two of Security Manager's refreshes."""
+    lease, every = int(options.get("lease") or DEFAULT_LEASE), int(options.get("refresh_interval") or 300)
+    if 0 < lease <= every:
+        return [
+            f"lease {lease} s is not longer than refresh_interval {every} s: a client refreshing every {every} s "
+            f"can lose its seat between two refreshes; keep lease a few times refresh_interval (default {DEFAULT_LEASE})"
+        ]
+    return []

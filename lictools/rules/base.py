@@ -41,11 +41,13 @@ class Seat(NamedTuple):
 
 
 class FrontEnd(NamedTuple):
-    """How the fglWrt-style listing groups a session: under which front end, and its ``cx-mode``."""
+    """How the fglWrt-style listing groups a session: under which front end, its ``cx-mode``, and the
+    front end's address (the ``GUI Server`` line; None: the session's client host)."""
 
     kind: Literal["monitor", "gui-server", "terminal", "seat"]
     id: str
     cx_mode: str | None = None
+    address: str | None = None
 
 
 class Option(NamedTuple):
@@ -98,6 +100,11 @@ class Rule(Protocol):
         """Reservations from the product's own file (``reserve --from``); UsageError if it has none."""
         ...
 
+    def option_warnings(self, options: dict[str, str]) -> list[str]:
+        """Warnings about checked pool options that are valid but work against the product (``pool add|set``
+        print them on stderr and succeed)."""
+        ...
+
 
 # --------------------------------------------------------------------------- defaults rules may reuse
 def seat_front_end(session: Session) -> FrontEnd:
@@ -107,6 +114,10 @@ def seat_front_end(session: Session) -> FrontEnd:
 
 def no_lease_advice(pool: Pool) -> str | None:
     return None
+
+
+def no_option_warnings(options: dict[str, str]) -> list[str]:
+    return []
 
 
 def no_reservation_file(data: bytes) -> ReservationFile:

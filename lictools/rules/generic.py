@@ -11,6 +11,7 @@ from lictools.errors import UsageError
 from lictools.model import SESSION_ATTRIBUTES, Pool, Request
 from lictools.rules.base import Option, Seat, SessionView
 from lictools.rules.base import no_lease_advice as lease_advice
+from lictools.rules.base import no_option_warnings as option_warnings
 from lictools.rules.base import no_reservation_file as parse_reservation_file
 from lictools.rules.base import seat_front_end as front_end
 
@@ -25,7 +26,7 @@ DENIAL_TEXT: str | None = None
 
 __all__ = [  # what this module provides as a rule (lictools.rules.base.Rule)
     "NAME", "TITLE", "SUMMARY", "FEATURES", "FEATURE_TITLES", "OPTIONS", "DEFAULT_LEASE", "DETACH_OPTION",
-    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file",
+    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file", "option_warnings",
 ]
 
 
@@ -55,5 +56,6 @@ def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     share = [a for a in pool.options.get("share", "").split(",") if a]
     if not share:
         return Seat(request.session, "share= is empty: every session takes its own seat")
-    parts = [f"{attr}={_escape(getattr(request, attr))}" for attr in share]
+    # host: the client host, this node when none was given (SPEC.md section 3)
+    parts = [f"{attr}={_escape(request.client_host if attr == 'host' else getattr(request, attr))}" for attr in share]
     return Seat(",".join(parts), f"sessions with the same {', '.join(share)} share one seat (share={','.join(share)})")

@@ -19,9 +19,17 @@ Seed 001_f4c482de6d79ae5e.txt, the sentences this module implements:
   connection modes (rlogin, telnet or ssh). For the latter, one license is consumed per GDC
   monitor, no matter the number of applications launched. This is also true for GJC-HTTP and GJC
   Applet versus GJC in other connection modes."
-  -> ``--client gdc`` / ``gjc`` (direct mode): seat key ``monitor:<ID>`` from ``--monitor``, which
-  is required for these kinds (exit 2 without it: counting them per DVM would silently
-  over-count). ``gdc-http``, ``gdcax``, ``gwc``, ``gbc``, ``gjc-http``, ``gjc-applet``, ``tui``
+  -> ``--client gdc`` / ``gjc`` (direct mode): seat key ``monitor:<kind>:<ID>`` from ``--monitor``,
+  which is required for these kinds (exit 2 without it, or blank: counting them per DVM would
+  silently over-count). A GDC monitor and a GJC are two front ends, so the kind is in the key.
+  Which monitor ids name one front end everywhere is option ``monitor_scope``: ``auto`` (default)
+  scopes a node-relative address (``localhost:1``, ``127.0.0.1:0``, ``:2``, ``[::1]:1``: an
+  ssh-forwarded ``FGLSERVER`` names a front end of that server only) by ``--node``, key
+  ``monitor:<kind>:<ID>@<NODE>``, and keeps every other id global (a front-end id, ``FrontEndId2``,
+  or a real address: one GDC monitor connecting to two servers of one pool is one seat); ``node``
+  scopes every id by node; ``global`` scopes none (lictools before issue 10). A seat opened with
+  the key of before (``monitor:<ID>``) is still joined by a DVM of the same front end while it is
+  held. ``gdc-http``, ``gdcax``, ``gwc``, ``gbc``, ``gjc-http``, ``gjc-applet``, ``tui``
   and no ``--client`` at all: seat key ``dvm:<root session>``, one seat per root DVM.
 - "A license is freed when the applications closes, or to be more exact, when the DVM is shut
   down." -> the engine frees the seat with the last DVM holding it.
@@ -46,9 +54,11 @@ the caller should acquire without ``--parent`` to take a seat of its own.
 from __future__ import annotations
 
 from lictools.errors import NotFoundError, UsageError
+from lictools.host import machine_name
 from lictools.model import Pool, Request, Session
-from lictools.rules.base import FrontEnd, Option, Seat, SessionView, seconds
+from lictools.rules.base import FrontEnd, Option, Seat, SessionView, choice, seconds
 from lictools.rules.base import no_lease_advice as lease_advice
+from lictools.rules.base import no_option_warnings as option_warnings
 from lictools.rules.base import no_reservation_file as parse_reservation_file
 
 NAME = "genero"
@@ -62,7 +72,7 @@ DENIAL_TEXT: str | None = "-6017 User limit exceeded. Cannot run this program."
 
 __all__ = [  # what this module provides as a rule (lictools.rules.base.Rule)
     "NAME", "TITLE", "SUMMARY", "FEATURES", "FEATURE_TITLES", "OPTIONS", "DEFAULT_LEASE", "DETACH_OPTION",
-    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file",
+    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file", "option_warnings",
 ]
 
 DIRECT_CLIENTS = ("gdc", "gjc")
@@ -78,7 +88,15 @@ OPTIONS = {
         "300", seconds,
         "seconds a detached DVM (user agent closed without exiting) keeps its seat: the GAS USER_AGENT timeout",
     ),
+    "monitor_scope": Option(
+        "auto", choice("auto", "global", "node"),
+        "which direct-mode monitors are one front end on every node: auto = all but node-relative addresses "
+        "(localhost, 127.*, :N), which are per --node; node = none; global = all",
+    ),
 }
+
+LOOPBACK_HOSTS = frozenset({"", "localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", "::1", "0.0.0.0"})
+"""Host parts of an ``FGLSERVER`` address that name the node the DVM runs on (besides ``127.*``)."""
 
 
 def cx_mode(client: str | None) -> str | None:
@@ -91,13 +109,59 @@ def cx_mode(client: str | None) -> str | None:
 
 
 def front_end(session: Session) -> FrontEnd:
-    """fglWrt groups direct-mode DVMs under their monitor (``FrontEndId2``), GAS ones under the GUI server."""
+    """fglWrt groups direct-mode DVMs under their monitor (``FrontEndId2``), GAS ones under the GUI server.
+
+    The address on the ``GUI Server`` line (vendors.md 1.3) is the front end's: in direct mode the
+    monitor's ``FGLSERVER`` address (``10.0.0.5:0``), or the client host when the monitor is a
+    front-end id (``{...}``); through the GAS the client host.
+    """
     mode = cx_mode(session.client)
     if mode == "direct":
-        return FrontEnd("monitor", session.monitor or session.seat, mode)
+        monitor = session.monitor or session.seat
+        address = session.host if monitor.startswith("{") else monitor
+        return FrontEnd("monitor", monitor, mode, address)
     if mode == "gas":
-        return FrontEnd("gui-server", session.host, mode)
+        return FrontEnd("gui-server", session.host, mode, session.host)
     return FrontEnd("terminal", session.host, None)
+
+
+def node_relative(monitor: str) -> bool:
+    """Does a monitor id name an address of the node the DVM runs on (``FGLSERVER`` is ``host:display``)?
+
+    ``localhost:1``, ``127.0.0.1:0``, ``:2``, ``[::1]:1`` do; a front-end id (``{...}``, ``FrontEndId2``),
+    a host name or another address do not.
+    """
+    text = monitor.strip()
+    if text.startswith("{"):
+        return False
+    if text.startswith("["):
+        host = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        host = text.split(":", 1)[0]
+    else:
+        host = text  # a bare name, or an IPv6 address
+    host = host.lower()
+    return host in LOOPBACK_HOSTS or host.startswith("127.") or host.startswith("::1:")
+
+
+def monitor_key(client: str, monitor: str, node: str, pool: Pool) -> tuple[str, bool]:
+    """(seat key, scoped by node?) of a direct-mode front end, per the pool's ``monitor_scope``."""
+    scope = pool.options.get("monitor_scope", "auto")
+    scoped = scope == "node" or (scope == "auto" and node_relative(monitor))
+    key = f"monitor:{client}:{monitor}"
+    return (f"{key}@{machine_name(node)}" if scoped else key), scoped
+
+
+def _old_monitor_seat(view: SessionView, request: Request, pool: Pool, key: str) -> str | None:
+    """The seat a DVM of the same front end opened with the key of before (``monitor:<ID>``), while only that one is held."""
+    legacy = f"monitor:{request.monitor}"
+    feature = request.feature or ""
+    if view.count_seat_sessions(pool.name, feature, key) or not view.count_seat_sessions(pool.name, feature, legacy):
+        return None
+    for holder in view.find_sessions(pool=pool.name, feature=feature, seat=legacy):
+        if holder.client and holder.monitor and monitor_key(holder.client, holder.monitor, holder.node, pool)[0] == key:
+            return legacy
+    return None
 
 
 def find_tree(view: SessionView, pool: str, parent: str, asking: str | None = None) -> tuple[str, Session] | None:
@@ -162,17 +226,24 @@ def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     if client is not None and client not in CLIENTS:
         raise UsageError(f"unknown --client {client!r} for product genero; known: {', '.join(CLIENTS)}")
     if client in DIRECT_CLIENTS:
-        if not request.monitor:
+        if not request.monitor or not request.monitor.strip():
             raise UsageError(
                 f"--client {client} is direct mode (one seat per front-end monitor): give --monitor ID "
-                "(for example \"$FGLSERVER\" or the front-end id)"
+                "(for example \"$FGLSERVER\" or the front-end id); it was missing or blank"
             )
-        return Seat(
-            f"monitor:{request.monitor}",
-            f"{client.upper()} in direct mode: one seat per front-end monitor ({request.monitor}), "
-            "however many applications it runs",
-            root=request.session,
+        key, scoped = monitor_key(client, request.monitor, request.node, pool)
+        why = (
+            f"{client.upper()} in direct mode: one seat per front-end monitor ({request.monitor}), however many "
+            "applications it runs; " + (
+                f"a node-relative address names a front end of its node only ({machine_name(request.node)})"
+                if scoped else "the same front end from every node of the pool"
+            )
         )
+        old = _old_monitor_seat(view, request, pool, key)
+        if old is not None:
+            key = old
+            why += f"; it joins seat {old}, opened by the same front end before monitor keys named the kind"
+        return Seat(key, why, root=request.session)
     if client in HTTP_CLIENTS:
         why = f"{client.upper()} through the web server: one seat per root DVM (each browser tab with its own DVM is another seat)"
     elif client == "tui":

@@ -29,17 +29,27 @@ Seed 003_e714fd6eb665695a.txt, the sentences this module implements:
 - "Licenses reserved for a given project are acquired by workers in Magic xpa servers that serve
   that project before trying to acquire non-reserved licenses." -> admission.admit: reserved first.
 
-Machine names are compared without case (DNS names ignore case): the key holds ``--host``
-lower-cased. A ``ria`` client without ``--app`` cannot be grouped and takes a seat of its own.
-A grouped seat is charged to the project of the client that opened it; clients of other projects
-joining it cost nothing.
+Machine names are compared the way lictools compares machines (:func:`lictools.host.machine_name`,
+as AVEVA device IDs and ``license add --host-lock`` do): without case and without a DNS domain, so
+``pc1`` and ``PC1.corp.local`` are one machine; the key holds the name lower-cased (``web:pc1``). A
+seat opened before domains were dropped (``web:pc1.corp.local``) is still joined by its machine's
+clients while it is held. A ``ria`` client without ``--app`` cannot be grouped and takes a seat of
+its own. Option ``version`` takes any version number (``4.13``); grouping follows the seed's
+thresholds 3.2 (RIA) and 4.0 (Web).
+
+A grouped seat is charged to the project of the client that opened it, for as long as a client of
+that project holds it; clients of other projects joining it cost nothing. When the last client of
+the charged project leaves, the engine charges the seat to the project of a client still holding it
+(``recharge``, lictools/admission.py ``charge_for``), so a reservation keeps protecting its project.
 """
 
 from __future__ import annotations
 
+from lictools.host import machine_name
 from lictools.model import Pool, Request
-from lictools.rules.base import Option, ReservationFile, Seat, SessionView, choice
+from lictools.rules.base import Option, ReservationFile, Seat, SessionView
 from lictools.rules.base import no_lease_advice as lease_advice
+from lictools.rules.base import no_option_warnings as option_warnings
 from lictools.rules.base import seat_front_end as front_end
 
 NAME = "magic-xpa"
@@ -53,15 +63,31 @@ DENIAL_TEXT: str | None = None
 
 __all__ = [  # what this module provides as a rule (lictools.rules.base.Rule)
     "NAME", "TITLE", "SUMMARY", "FEATURES", "FEATURE_TITLES", "OPTIONS", "DEFAULT_LEASE", "DETACH_OPTION",
-    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file",
+    "DENIAL_TEXT", "seat_key", "front_end", "lease_advice", "parse_reservation_file", "option_warnings",
 ]
 
-VERSIONS = ("3.1", "3.2", "4.0")
+RIA_GROUPING = (3, 2)
+"""Seed 003: "Multiple RIA clients from the same machine accessing the same application consume one (RIA)
+license. Since version: 3.2"."""
+WEB_GROUPING = (4, 0)
+"""Seed 003: "Multiple Web clients from the same machine consume one (Web) license. Since version: 4.0"."""
+
+
+def _check_version(value: str) -> str:
+    """A version number: 1 to 4 dot-separated whole numbers (``4.0``, ``4.13``, ``3.2``)."""
+    from lictools.errors import UsageError
+
+    parts = value.split(".")
+    if not 1 <= len(parts) <= 4 or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
+        raise UsageError(f"{value!r} is not a version number such as 4.0 or 4.13")
+    return value
+
 
 OPTIONS = {
     "version": Option(
-        "4.0", choice(*VERSIONS),
-        "compatibility version for same-machine grouping: ria per machine+application from 3.2, web per machine from 4.0",
+        "4.0", _check_version,
+        "compatibility version (any, e.g. 4.13) for same-machine grouping: ria per machine+application from 3.2, "
+        "web per machine from 4.0",
     ),
 }
 
@@ -70,22 +96,36 @@ def _version(pool: Pool) -> tuple[int, ...]:
     return tuple(int(part) for part in pool.options.get("version", "4.0").split("."))
 
 
+def _grouped(view: SessionView, pool: Pool, request: Request, key: str, legacy: str) -> str:
+    """``key``, or the key the same machine's seat was opened with before domains were dropped, while only that one is held."""
+    feature = request.feature or ""
+    if legacy != key and not view.count_seat_sessions(pool.name, feature, key) and view.count_seat_sessions(
+        pool.name, feature, legacy
+    ):
+        return legacy
+    return key
+
+
 def seat_key(request: Request, pool: Pool, view: SessionView) -> Seat:
     version = pool.options.get("version", "4.0")
-    host = request.host.lower()
+    host = machine_name(request.client_host, case="lower")
+    legacy_host = request.client_host.lower()
     if request.feature == "ria":
-        if _version(pool) < (3, 2):
+        if _version(pool) < RIA_GROUPING:
             return Seat(f"ria:{request.session}", f"version {version}: one RIA seat per client (grouping by machine came in 3.2)")
         if not request.app:
             return Seat(f"ria:{request.session}", "RIA client without --app: cannot be grouped, one seat per client")
         return Seat(
-            f"ria:{host}/{request.app}",
+            _grouped(view, pool, request, f"ria:{host}/{request.app}", f"ria:{legacy_host}/{request.app}"),
             f"RIA clients from one machine ({host}) on one application ({request.app}) share one seat (version {version})",
         )
     if request.feature == "web":
-        if _version(pool) < (4, 0):
+        if _version(pool) < WEB_GROUPING:
             return Seat(f"web:{request.session}", f"version {version}: one Web seat per client (grouping by machine came in 4.0)")
-        return Seat(f"web:{host}", f"Web clients from one machine ({host}) share one seat (version {version})")
+        return Seat(
+            _grouped(view, pool, request, f"web:{host}", f"web:{legacy_host}"),
+            f"Web clients from one machine ({host}) share one seat (version {version})",
+        )
     return Seat(f"thread:{request.session}", "one threads (ENT) seat per session")
 
 
