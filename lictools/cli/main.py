@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("lictools.cli.doctor", "doctor", "Check state, journal, permissions and lock; restore a good copy."),
     "reserve": ("lictools.cli.reserve", "reserve", "Per-project reserved seats; --from projectsStartup.xml."),
     "explain": ("lictools.cli.explain", "explain", "Why a session holds, shares or was refused a seat."),
+    "report": ("lictools.cli.report", "report", "Usage from the journal: peaks, seat-hours, denials; charts, HTML."),
+    "metrics": ("lictools.cli.metrics", "metrics", "Prometheus text exposition of seats, sessions and denials."),
 }
 
 

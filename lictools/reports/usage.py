@@ -1,0 +1,562 @@
+"""The usage fold: one pass over journal events (oldest first) into the ``report`` rows.
+
+This is a usage statistic, not a second engine: it keeps only what the numbers need.
+
+- **Seats in use** per pool feature come from each event's ``in_use`` (the count right after the
+  event, written by the engine), so no rule is re-run. An event that ends a session (``release``,
+  ``expire``, ``remove``, ``detach`` without ``expires``) and lowers ``in_use`` freed its ``seat``.
+- **Who holds a seat**: a seat is charged to the session that opened it (the ``grant``): its user,
+  its host, and its ``seat_project`` (the engine's own charging, which reservations count). A
+  session that joins the seat later (``share``) costs no seat and is charged nothing. So the seats
+  of the groups of ``--by user|host|project`` add up to the pool's seats, and a group's peak is the
+  most seats it had opened at once. The fold keeps a map of live seats to their opener, nothing
+  about sessions.
+- **Requests** (``grants``, ``shares``, ``denials``) are counted for the group of the session that
+  asked. A **true denial** is a denial after which the same user got no seat (``grant`` or
+  ``share``) in the same pool and feature within ``retry_window`` seconds (OpenLM's "true
+  denials"); grants after ``until`` still count for denials near its end, and a denial whose
+  window runs past the last event counts as true.
+- **Time**: seats held at ``since`` count from ``since``, seats still held at ``until`` count to
+  ``until``. ``seat_hours`` is the integral of seats in use; ``utilisation`` is that over the
+  integral of issued seats; ``reserved_unused_hours`` integrates, per project, the reserved seats
+  it did not hold (``max(0, reserved - seats charged to it)``). ``issued`` is the most seats issued
+  at any time in the row's period. Buckets (``--by hour|day|week|month``) are UTC periods clipped
+  to the window.
+
+Memory is bounded by the pools, features, groups, buckets and live seats, never by the number of
+events: the fold reads each event once and keeps none. Events arrive as dicts from any iterable
+(:func:`lictools.reports.source.journal_events` is the one place that reads the journal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lictools.reports.periods import TIME_UNITS, bucket_end, bucket_start
+from lictools.timeutil import iso
+
+GROUP_UNITS = ("user", "host", "project")
+BY_CHOICES = (*TIME_UNITS, *GROUP_UNITS, "feature")
+COLUMNS = ["pool", "feature", "group", "peak", "peak_at", "seat_hours", "grants", "shares", "denials",
+           "true_denials", "issued", "utilisation", "reserved_unused_hours", "since", "until"]
+"""The ``report`` JSON keys, in order (SPEC.md section 3, then the row's own period)."""
+
+_OWNER_INDEX = {"user": 0, "host": 1, "project": 2}
+_ENDS = frozenset(("release", "expire", "remove"))
+
+
+class Row:
+    """The numbers of one report row over one period."""
+
+    __slots__ = ("since", "until", "peak", "peak_at", "seat_seconds", "issued_seconds", "issued_max",
+                 "unused_seconds", "grants", "shares", "denials", "true_denials")
+
+    def __init__(self, since: float, until: float, in_use: int, issued: int) -> None:
+        self.since = since
+        self.until = until
+        self.peak = in_use
+        self.peak_at = since if in_use > 0 else None
+        self.seat_seconds = self.issued_seconds = self.unused_seconds = 0.0
+        self.issued_max = issued
+        self.grants = self.shares = self.denials = self.true_denials = 0
+
+    def active(self) -> bool:
+        return bool(self.peak or self.issued_max or self.grants or self.shares or self.denials
+                    or self.unused_seconds)
+
+
+class Line:
+    """Something whose seats in use move over time: a pool feature, a feature over all pools, or
+    a group's seats in one pool feature; it integrates its levels into its row(s)."""
+
+    __slots__ = ("window", "unit", "in_use", "issued", "unused", "t", "row", "rows", "parent", "series")
+
+    def __init__(self, window: Window, t: float, unit: str | None = None, parent: Line | None = None) -> None:
+        self.window = window
+        self.unit = unit
+        self.in_use = self.issued = self.unused = 0
+        self.t = window.since
+        self.row: Row | None = None
+        self.rows: list[Row] = []
+        self.parent = parent
+        self.series: Series | None = None
+        if window.open:
+            self.start(t)
+
+    def start(self, t: float) -> None:
+        """Open the first row at ``t`` (the window's start, or when the line first appears in it)."""
+        self.t = t
+        since = max(self.window.since, bucket_start(t, self.unit)) if self.unit else self.window.since
+        self._new_row(since)
+
+    def _new_row(self, since: float) -> None:
+        until = min(self.window.until, bucket_end(bucket_start(since, self.unit), self.unit)) if self.unit else self.window.until
+        self.row = Row(since, until, self.in_use, self.issued)
+        self.rows.append(self.row)
+
+    def advance(self, t: float) -> None:
+        """Integrate the levels from the last change up to ``t`` (crossing bucket ends)."""
+        row = self.row
+        if row is None:
+            return
+        while self.unit and t >= row.until and row.until < self.window.until:
+            self._accrue(row, row.until - self.t)
+            self.t = row.until
+            self._new_row(row.until)
+            row = self.row
+        self._accrue(row, t - self.t)
+        self.t = t
+
+    def _accrue(self, row: Row, dt: float) -> None:
+        if dt > 0:
+            row.seat_seconds += self.in_use * dt
+            row.issued_seconds += self.issued * dt
+            row.unused_seconds += self.unused * dt
+
+    def set_in_use(self, t: float, in_use: int) -> None:
+        if in_use == self.in_use:
+            return
+        if self.parent is not None:
+            self.parent.set_in_use(t, self.parent.in_use + in_use - self.in_use)
+        self.advance(t)
+        self.in_use = in_use
+        row = self.row
+        if row is not None and in_use > row.peak:
+            row.peak, row.peak_at = in_use, t
+        if self.series is not None:
+            self.series.level(t, in_use, self.issued)
+
+    def set_issued(self, t: float, issued: int) -> None:
+        if issued == self.issued:
+            return
+        if self.parent is not None:
+            self.parent.set_issued(t, self.parent.issued + issued - self.issued)
+        self.advance(t)
+        self.issued = issued
+        if self.row is not None and issued > self.row.issued_max:
+            self.row.issued_max = issued
+        if self.series is not None:
+            self.series.level(t, self.in_use, issued)
+
+    def set_unused(self, t: float, unused: int) -> None:
+        if unused == self.unused:
+            return
+        if self.parent is not None:
+            self.parent.set_unused(t, self.parent.unused + unused - self.unused)
+        self.advance(t)
+        self.unused = unused
+
+
+class Series:
+    """Seats in use over the window in ``slots`` equal slots: per slot the peak in use, the most
+    seats issued and the denials (what the charts draw; bounded whatever the number of events)."""
+
+    __slots__ = ("since", "width", "peaks", "issued", "denials", "slot", "last")
+
+    def __init__(self, since: float, until: float, slots: int, in_use: int, issued: int) -> None:
+        self.since = since
+        self.width = max(until - since, 1e-9) / slots
+        self.peaks = [in_use] + [0] * (slots - 1)
+        self.issued = [issued] + [0] * (slots - 1)
+        self.denials = [0] * slots
+        self.slot = 0
+        self.last = (in_use, issued)
+
+    def _slot(self, t: float) -> int:
+        return min(max(int((t - self.since) / self.width), 0), len(self.peaks) - 1)
+
+    def level(self, t: float, in_use: int, issued: int) -> None:
+        """The levels changed at ``t``; the slots since the last change keep the level that held."""
+        slot = self._slot(t)
+        if slot > self.slot:
+            held_in_use, held_issued = self.last
+            for s in range(self.slot + 1, slot + 1):
+                self.peaks[s], self.issued[s] = held_in_use, held_issued
+            self.slot = slot
+        if in_use > self.peaks[slot]:
+            self.peaks[slot] = in_use
+        if issued > self.issued[slot]:
+            self.issued[slot] = issued
+        self.last = (in_use, issued)
+
+    def deny(self, t: float) -> None:
+        self.denials[self._slot(t)] += 1
+
+    def points(self) -> list[tuple[float, int, int, int]]:
+        """``(slot start, peak seats in use, issued, denials)`` for every slot."""
+        return [(self.since + i * self.width, p, n, d)
+                for i, (p, n, d) in enumerate(zip(self.peaks, self.issued, self.denials))]
+
+
+class Window:
+    """The report period and whether the fold has reached it yet."""
+
+    __slots__ = ("since", "until", "open")
+
+    def __init__(self, since: float, until: float) -> None:
+        self.since, self.until = since, until
+        self.open = False
+
+
+class UsageFold:
+    """Fold journal events into report rows; see the module docstring for what each number means.
+
+    ``by``: one of :data:`BY_CHOICES` or None (one row per pool feature); ``dims``: group kinds
+    (``user``, ``host``, ``project``) to track besides ``by`` (the HTML report's top users and
+    hosts); ``slots``: when above 0, keep a :class:`Series` per pool feature for the charts.
+    """
+
+    def __init__(
+        self,
+        since: float,
+        until: float,
+        by: str | None = None,
+        pool: str | None = None,
+        feature: str | None = None,
+        retry_window: float = 300.0,
+        dims: Iterable[str] = (),
+        slots: int = 0,
+    ) -> None:
+        if by is not None and by not in BY_CHOICES:
+            raise ValueError(f"unknown --by {by!r}")
+        self.window = Window(since, until)
+        self.by = by
+        self.pool = pool
+        self.feature = feature
+        self.retry_window = retry_window
+        self.dims = tuple(dict.fromkeys(([by] if by in GROUP_UNITS else []) + list(dims)))
+        self.slots = slots
+        self.events = 0
+        # (pool, feature) -> Line, and what the fold keeps per pool feature
+        self.lines: dict[tuple[str, str], Line] = {}
+        self.seats: dict[tuple[str, str], dict[str, tuple[Any, Any, Any]]] = {}
+        self.reserved: dict[tuple[str, str], dict[str, int]] = {}
+        self.held: dict[tuple[str, str], dict[Any, int]] = {}
+        # (dim, pool, feature, group) -> Line; feature -> Line (--by feature)
+        self.groups: dict[tuple[str, str, str, Any], Line] = {}
+        self.features: dict[str, Line] = {}
+        # (pool, feature, user) -> [(deny time, rows to charge if it turns out true)]
+        self.pending: dict[tuple[str, str, Any], list[tuple[float, list[Row]]]] = {}
+        self.swept = since
+        self.t = 0.0  # the fold's clock: the latest event time seen
+
+    # ------------------------------------------------------------------ lines
+    def _line(self, key: tuple[str, str], t: float) -> Line:
+        """The line of one pool feature (created when the journal first names it)."""
+        line = self.lines.get(key)
+        if line is None:
+            parent = None
+            if self.by == "feature":
+                parent = self.features.get(key[1])
+                if parent is None:
+                    parent = self.features[key[1]] = Line(self.window, t)
+            line = self.lines[key] = Line(self.window, t, self.by if self.by in TIME_UNITS else None, parent)
+            self.seats[key] = {}
+            if self.slots and self.window.open:
+                line.series = Series(self.window.since, self.window.until, self.slots, 0, 0)
+        return line
+
+    def _group(self, dim: str, key: tuple[str, str], group: Any, t: float) -> Line:
+        gkey = (dim, key[0], key[1], group)
+        line = self.groups.get(gkey)
+        if line is None:
+            line = self.groups[gkey] = Line(self.window, t)
+        return line
+
+    def _open(self) -> None:
+        """The fold reached ``since``: every line starts its row with the seats it holds now."""
+        w = self.window
+        w.open = True
+        for line in (*self.features.values(), *self.lines.values(), *self.groups.values()):
+            line.start(w.since)
+        if self.slots:
+            for line in self.lines.values():
+                line.series = Series(w.since, w.until, self.slots, line.in_use, line.issued)
+
+    # ------------------------------------------------------------------ reservations
+    def _reservation_levels(self, t: float, key: tuple[str, str]) -> None:
+        """Reserved seats not held by their project, for the pool feature and each project group."""
+        reserved = self.reserved[key]
+        held = self.held[key]
+        unused = {p: max(0, r - held.get(p, 0)) for p, r in reserved.items()}
+        self.lines[key].set_unused(t, sum(unused.values()))
+        if "project" in self.dims:
+            for project in set(held) | set(reserved):
+                self._group("project", key, project, t).set_unused(t, unused.get(project, 0))
+
+    def _charge(self, t: float, key: tuple[str, str], owner: tuple[Any, Any, Any], delta: int) -> None:
+        """A seat opened (+1) or freed (-1) by ``owner`` = (user, host, seat project)."""
+        for dim in self.dims:
+            group = self._group(dim, key, owner[_OWNER_INDEX[dim]], t)
+            group.set_in_use(t, group.in_use + delta)
+        held = self.held.get(key)
+        if held is not None:
+            held[owner[2]] = held.get(owner[2], 0) + delta
+            self._reservation_levels(t, key)
+
+    # ------------------------------------------------------------------ true denials
+    def _resolve(self, key: tuple[str, str, Any], t: float) -> None:
+        """The user got a seat at ``t``: their denials within the retry window were not true ones."""
+        for denied_at, rows in self.pending.pop(key, ()):
+            if t - denied_at > self.retry_window:
+                for row in rows:
+                    row.true_denials += 1
+
+    def _sweep(self, t: float) -> None:
+        """Count as true every pending denial whose retry window ended before ``t`` (keeps ``pending`` small)."""
+        self.swept = t
+        for key in list(self.pending):
+            waiting = []
+            for denied_at, rows in self.pending[key]:
+                if t - denied_at > self.retry_window:
+                    for row in rows:
+                        row.true_denials += 1
+                else:
+                    waiting.append((denied_at, rows))
+            if waiting:
+                self.pending[key] = waiting
+            else:
+                del self.pending[key]
+
+    # ------------------------------------------------------------------ the fold
+    def feed(self, events: Iterable[dict[str, Any]]) -> UsageFold:
+        """Fold ``events`` (oldest first); can be called again with the events that follow."""
+        window = self.window
+        since, until = window.since, window.until
+        last = until + self.retry_window
+        pool_filter, feature_filter = self.pool, self.feature
+        t = self.t
+        count = 0
+        for event in events:
+            count += 1
+            kind = event["event"]
+            if kind == "refresh":  # the most frequent event, and it changes no number
+                continue
+            if pool_filter is not None and event.get("pool") != pool_filter:
+                continue
+            if feature_filter is not None and event.get("feature", feature_filter) != feature_filter:
+                continue
+            ts = event["ts"]
+            if ts > t:  # a clock that stepped back does not move the fold back
+                t = ts
+            if t > until:
+                if t > last:
+                    break
+                if kind == "grant" or kind == "share":
+                    self._resolve((event["pool"], event["feature"], event.get("user")), t)
+                continue
+            if not window.open and t >= since:
+                self._open()
+            if self.pending and t - self.swept > self.retry_window:
+                self._sweep(t)
+            if kind == "grant":
+                self._grant(event, t)
+            elif kind in _ENDS or (kind == "detach" and "expires" not in event):
+                self._end(event, t)
+            elif kind == "deny":
+                self._deny(event, t)
+            elif kind == "share":
+                self._share(event, t)
+            elif kind == "pool-add":
+                for feature, issued in (event.get("issued") or {}).items():
+                    if feature_filter is None or feature == feature_filter:
+                        self._line((event["pool"], feature), t).set_issued(t, issued)
+            elif kind == "license-add" or kind == "license-remove":
+                self._line((event["pool"], event["feature"]), t).set_issued(t, event["issued"])
+            elif kind == "reserve":
+                self._reserve(event, t)
+            elif kind == "pool-remove":
+                self._pool_removed(event["pool"], t)
+        self.t = t
+        self.events += count
+        return self
+
+    def _rows_of(self, key: tuple[str, str], line: Line, who: tuple[Any, Any, Any], t: float) -> list[Row]:
+        """The rows a request counts in: its pool feature's (or feature's) and its groups' of ``who``
+        = (user, host, project)."""
+        rows = [line.parent.row if self.by == "feature" else line.row]
+        for dim in self.dims:
+            rows.append(self._group(dim, key, who[_OWNER_INDEX[dim]], t).row)
+        return rows
+
+    def _grant(self, event: dict[str, Any], t: float) -> None:
+        key = (event["pool"], event["feature"])
+        line = self.lines.get(key) or self._line(key, t)
+        owner = (event.get("user"), event.get("host"), event.get("seat_project"))
+        self.seats[key][event["seat"]] = owner
+        line.set_in_use(t, event.get("in_use", line.in_use + 1))
+        if self.dims or key in self.held:
+            self._charge(t, key, owner, +1)
+        if self.window.open:
+            if self.dims or self.by == "feature":
+                for row in self._rows_of(key, line, owner, t):
+                    row.grants += 1
+            else:
+                line.row.grants += 1
+        if self.pending:
+            self._resolve((key[0], key[1], owner[0]), t)
+
+    def _end(self, event: dict[str, Any], t: float) -> None:
+        key = (event["pool"], event["feature"])
+        line = self.lines.get(key) or self._line(key, t)
+        in_use = event.get("in_use")
+        if in_use is None or in_use >= line.in_use:
+            return  # the session's seat is still held by others
+        owner = self.seats[key].pop(event.get("seat"), None)
+        line.set_in_use(t, in_use)
+        if owner is not None and (self.dims or key in self.held):
+            self._charge(t, key, owner, -1)
+
+    def _deny(self, event: dict[str, Any], t: float) -> None:
+        key = (event["pool"], event["feature"])
+        line = self.lines.get(key) or self._line(key, t)
+        if not self.window.open:
+            return
+        if self.dims or self.by == "feature":
+            rows = self._rows_of(key, line, (event.get("user"), event.get("host"), event.get("project")), t)
+            for row in rows:
+                row.denials += 1
+        else:
+            rows = [line.row]
+            line.row.denials += 1
+        self.pending.setdefault((key[0], key[1], event.get("user")), []).append((t, rows))
+        if line.series is not None:
+            line.series.deny(t)
+
+    def _share(self, event: dict[str, Any], t: float) -> None:
+        key = (event["pool"], event["feature"])
+        line = self.lines.get(key) or self._line(key, t)
+        if self.window.open:
+            if self.dims or self.by == "feature":
+                who = (event.get("user"), event.get("host"), event.get("project"))
+                for row in self._rows_of(key, line, who, t):
+                    row.shares += 1
+            else:
+                line.row.shares += 1
+        if self.pending:
+            self._resolve((key[0], key[1], event.get("user")), t)
+
+    def _reserve(self, event: dict[str, Any], t: float) -> None:
+        key = (event["pool"], event["feature"])
+        self._line(key, t)
+        reserved = self.reserved.setdefault(key, {})
+        if event.get("count"):
+            reserved[event["project"]] = event["count"]
+        else:
+            reserved.pop(event["project"], None)
+        if key not in self.held:  # the first reservation: count the seats each project holds now
+            held = self.held[key] = {}
+            for owner in self.seats[key].values():
+                held[owner[2]] = held.get(owner[2], 0) + 1
+        self._reservation_levels(t, key)
+
+    def _pool_removed(self, pool: str, t: float) -> None:
+        for key, line in self.lines.items():
+            if key[0] != pool:
+                continue
+            for owner in self.seats[key].values():
+                self._charge(t, key, owner, -1)
+            self.seats[key].clear()
+            if key in self.reserved:
+                self.reserved[key].clear()
+                self._reservation_levels(t, key)
+            line.set_in_use(t, 0)
+            line.set_issued(t, 0)
+
+    # ------------------------------------------------------------------ results
+    def finish(self) -> UsageFold:
+        """Close the window: seats still held count to ``until``; pending denials are true."""
+        w = self.window
+        if not w.open:
+            self._open()
+        for line in (*self.features.values(), *self.lines.values(), *self.groups.values()):
+            line.advance(w.until)
+            if line.series is not None:
+                line.series.level(w.until, line.in_use, line.issued)
+        self._sweep(float("inf"))
+        return self
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The report rows (the ``report`` JSON shape), sorted by pool, feature and group."""
+        if self.by in GROUP_UNITS:
+            return self.group_rows(self.by)
+        out: list[dict[str, Any]] = []
+        if self.by == "feature":
+            for feature, line in sorted(self.features.items()):
+                out.extend(_doc(None, feature, feature, row, row) for row in line.rows if row.active())
+            return out
+        for (pool, feature), line in sorted(self.lines.items()):
+            for row in line.rows:
+                if row.active():
+                    out.append(_doc(pool, feature, iso(row.since) if self.by else None, row, row))
+        return out
+
+    def charts(self) -> list[tuple[dict[str, Any], list[tuple[float, int, int, int]]]]:
+        """Per pool feature with a series: its whole-window row and its series points (for the pictures)."""
+        out = []
+        for (pool, feature), line in sorted(self.lines.items()):
+            whole = _whole(line)
+            if line.series is not None and whole.active():
+                out.append((_doc(pool, feature, None, whole, whole), line.series.points()))
+        return out
+
+    def group_rows(self, dim: str) -> list[dict[str, Any]]:
+        """One row per pool feature and group of ``dim``; issued and utilisation against the pool
+        feature's issued seats over the whole window."""
+        out = []
+        for (d, pool, feature, group), line in self.groups.items():
+            row = line.row
+            if d == dim and row is not None and row.active():
+                doc = _doc(pool, feature, group, row, _whole(self.lines[(pool, feature)]))
+                if dim != "project":
+                    doc["reserved_unused_hours"] = None
+                out.append(doc)
+        out.sort(key=lambda r: (r["pool"], r["feature"], r["group"] is not None, str(r["group"])))
+        return out
+
+
+def _whole(line: Line) -> Row:
+    """A line's rows over the whole window as one row (its buckets added up)."""
+    if len(line.rows) == 1:
+        return line.rows[0]
+    whole = Row(line.window.since, line.window.until, 0, 0)
+    for row in line.rows:
+        if row.peak > whole.peak:
+            whole.peak, whole.peak_at = row.peak, row.peak_at
+        whole.issued_max = max(whole.issued_max, row.issued_max)
+        for name in ("seat_seconds", "issued_seconds", "unused_seconds", "grants", "shares", "denials",
+                     "true_denials"):
+            setattr(whole, name, getattr(whole, name) + getattr(row, name))
+    return whole
+
+
+def _hours(seconds: float) -> float:
+    return round(seconds / 3600, 4)
+
+
+def _doc(pool: str | None, feature: str, group: Any, row: Row, capacity: Row) -> dict[str, Any]:
+    """A report row; ``capacity`` is the row whose issued seats the utilisation is measured against."""
+    issued_seconds = capacity.issued_seconds
+    return {
+        "pool": pool,
+        "feature": feature,
+        "group": group,
+        "peak": row.peak,
+        "peak_at": iso(row.peak_at) if row.peak else None,
+        "seat_hours": _hours(row.seat_seconds),
+        "grants": row.grants,
+        "shares": row.shares,
+        "denials": row.denials,
+        "true_denials": row.true_denials,
+        "issued": capacity.issued_max,
+        "utilisation": round(row.seat_seconds / issued_seconds, 4) if issued_seconds > 0 else None,
+        "reserved_unused_hours": _hours(row.unused_seconds),
+        "since": iso(row.since),
+        "until": iso(row.until),
+    }
+
+
+def usage_report(events: Iterable[dict[str, Any]], since: float, until: float, **options: Any) -> UsageFold:
+    """Fold ``events`` over ``[since, until]`` and close the window (options as :class:`UsageFold`)."""
+    return UsageFold(since, until, **options).feed(events).finish()
