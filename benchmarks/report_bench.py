@@ -42,7 +42,7 @@ import time
 PY = sys.executable
 LICTOOLS = os.path.join(os.path.dirname(PY), "lictools")
 FLOOR = [PY, "-c", "import click, filelock, platformdirs"]
-START = 1_790_000_000.0  # 2026-09-21T...: a Monday's week, UTC
+START = 1_789_948_800.0  # 2026-09-21T00:00:00+00:00, a Monday
 
 
 POOLS = {  # name: (product, feature, issued, options)
@@ -136,7 +136,7 @@ def generate(events: int, mix: str, seed: int = 11) -> tuple[dict, list[dict]]:
             engine.reap(tx)
             next_reap += 60
         tx.now = at
-        if action == "login" or action.startswith("retry"):
+        if action == "login" or action.endswith("retry"):
             sid = f"s{counter:09d}"
             if engine.acquire(tx, _request(what, user, sid)).granted:
                 end = at + rng.uniform(1800, 4 * 3600)

@@ -75,7 +75,13 @@ def report(pool: str | None, feature: str | None, since: str | None, until: str 
         from lictools.output.chart import render_all
 
         click.echo(render_all(fold), nl=False)
-    emit_rows(rows, COLUMNS, s.fmt)
+    if s.fmt == "table":
+        from lictools.timeutil import iso
+
+        click.echo(f"Usage from {iso(fold.window.since)} to {iso(fold.window.until)}")
+        emit_rows(rows, [c for c in COLUMNS if c not in ("since", "until")], s.fmt)
+    else:
+        emit_rows(rows, COLUMNS, s.fmt)
     if html_file is not None:
         from lictools.output.html import write_html
 

@@ -153,13 +153,13 @@ def render_html(fold: Any, rows: list[dict[str, Any]]) -> str:
         cards = "".join((
             _card(f"{summary['peak']} of {summary['issued']}", "peak seats in use of issued"),
             _card(_iso(_parse(summary["peak_at"])) if summary["peak_at"] else "-", "peak first reached (UTC)"),
-            _card(summary["seat_hours"], "seat-hours"),
+            _card(f"{summary['seat_hours']:,.1f}", "seat-hours"),
             _card(util, "utilisation"),
             _card(summary["denials"], "denials", alert=summary["denials"] > 0),
             _card(summary["true_denials"], f"true denials (no seat within {fold.retry_window:g} s)",
                   alert=summary["true_denials"] > 0),
             _card(f"{summary['grants']} / {summary['shares']}", "grants / shares"),
-            _card(summary["reserved_unused_hours"], "reserved-unused hours"),
+            _card(f"{summary['reserved_unused_hours']:,.1f}", "reserved-unused hours"),
         ))
         sections.append(
             f'<section><h2>{_e(title)}</h2><div class="cards">{cards}</div>'

@@ -389,6 +389,8 @@ class UsageFold:
         if self.dims or key in self.held:
             self._charge(t, key, owner, +1)
         if self.window.open:
+            if line.unit:
+                line.advance(t)  # a grant that opened no seat (in use unchanged) still counts in ``t``'s bucket
             if self.dims or self.by == "feature":
                 for row in self._rows_of(key, line, owner, t):
                     row.grants += 1
@@ -413,6 +415,8 @@ class UsageFold:
         line = self.lines.get(key) or self._line(key, t)
         if not self.window.open:
             return
+        if line.unit:
+            line.advance(t)  # into the bucket of ``t``
         if self.dims or self.by == "feature":
             rows = self._rows_of(key, line, (event.get("user"), event.get("host"), event.get("project")), t)
             for row in rows:
@@ -428,6 +432,8 @@ class UsageFold:
         key = (event["pool"], event["feature"])
         line = self.lines.get(key) or self._line(key, t)
         if self.window.open:
+            if line.unit:
+                line.advance(t)  # into the bucket of ``t``
             if self.dims or self.by == "feature":
                 who = (event.get("user"), event.get("host"), event.get("project"))
                 for row in self._rows_of(key, line, who, t):
@@ -489,7 +495,8 @@ class UsageFold:
         for (pool, feature), line in sorted(self.lines.items()):
             for row in line.rows:
                 if row.active():
-                    out.append(_doc(pool, feature, iso(row.since) if self.by else None, row, row))
+                    group = iso(bucket_start(row.since, self.by)) if self.by else None  # the calendar period
+                    out.append(_doc(pool, feature, group, row, row))
         return out
 
     def charts(self) -> list[tuple[dict[str, Any], list[tuple[float, int, int, int]]]]:
