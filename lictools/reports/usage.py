@@ -114,38 +114,28 @@ class Line:
             row.issued_seconds += self.issued * dt
             row.unused_seconds += self.unused * dt
 
-    def set_in_use(self, t: float, in_use: int) -> None:
-        if in_use == self.in_use:
+    def change(self, t: float, in_use: int | None = None, issued: int | None = None, unused: int | None = None) -> None:
+        """New levels from ``t`` on (None: unchanged); a parent line (a feature over all pools) moves
+        by the same amounts."""
+        in_use = self.in_use if in_use is None else in_use
+        issued = self.issued if issued is None else issued
+        unused = self.unused if unused is None else unused
+        if in_use == self.in_use and issued == self.issued and unused == self.unused:
             return
-        if self.parent is not None:
-            self.parent.set_in_use(t, self.parent.in_use + in_use - self.in_use)
+        parent = self.parent
+        if parent is not None:
+            parent.change(t, parent.in_use + in_use - self.in_use, parent.issued + issued - self.issued,
+                          parent.unused + unused - self.unused)
         self.advance(t)
-        self.in_use = in_use
+        self.in_use, self.issued, self.unused = in_use, issued, unused
         row = self.row
-        if row is not None and in_use > row.peak:
-            row.peak, row.peak_at = in_use, t
+        if row is not None:
+            if in_use > row.peak:
+                row.peak, row.peak_at = in_use, t
+            if issued > row.issued_max:
+                row.issued_max = issued
         if self.series is not None:
-            self.series.level(t, in_use, self.issued)
-
-    def set_issued(self, t: float, issued: int) -> None:
-        if issued == self.issued:
-            return
-        if self.parent is not None:
-            self.parent.set_issued(t, self.parent.issued + issued - self.issued)
-        self.advance(t)
-        self.issued = issued
-        if self.row is not None and issued > self.row.issued_max:
-            self.row.issued_max = issued
-        if self.series is not None:
-            self.series.level(t, self.in_use, issued)
-
-    def set_unused(self, t: float, unused: int) -> None:
-        if unused == self.unused:
-            return
-        if self.parent is not None:
-            self.parent.set_unused(t, self.parent.unused + unused - self.unused)
-        self.advance(t)
-        self.unused = unused
+            self.series.level(t, in_use, issued)
 
 
 class Series:
@@ -280,16 +270,16 @@ class UsageFold:
         reserved = self.reserved[key]
         held = self.held[key]
         unused = {p: max(0, r - held.get(p, 0)) for p, r in reserved.items()}
-        self.lines[key].set_unused(t, sum(unused.values()))
+        self.lines[key].change(t, unused=sum(unused.values()))
         if "project" in self.dims:
             for project in set(held) | set(reserved):
-                self._group("project", key, project, t).set_unused(t, unused.get(project, 0))
+                self._group("project", key, project, t).change(t, unused=unused.get(project, 0))
 
     def _charge(self, t: float, key: tuple[str, str], owner: tuple[Any, Any, Any], delta: int) -> None:
         """A seat opened (+1) or freed (-1) by ``owner`` = (user, host, seat project)."""
         for dim in self.dims:
             group = self._group(dim, key, owner[_OWNER_INDEX[dim]], t)
-            group.set_in_use(t, group.in_use + delta)
+            group.change(t, in_use=group.in_use + delta)
         held = self.held.get(key)
         if held is not None:
             held[owner[2]] = held.get(owner[2], 0) + delta
@@ -361,9 +351,9 @@ class UsageFold:
             elif kind == "pool-add":
                 for feature, issued in (event.get("issued") or {}).items():
                     if feature_filter is None or feature == feature_filter:
-                        self._line((event["pool"], feature), t).set_issued(t, issued)
+                        self._line((event["pool"], feature), t).change(t, issued=issued)
             elif kind == "license-add" or kind == "license-remove":
-                self._line((event["pool"], event["feature"]), t).set_issued(t, event["issued"])
+                self._line((event["pool"], event["feature"]), t).change(t, issued=event["issued"])
             elif kind == "reserve":
                 self._reserve(event, t)
             elif kind == "pool-remove":
@@ -385,7 +375,7 @@ class UsageFold:
         line = self.lines.get(key) or self._line(key, t)
         owner = (event.get("user"), event.get("host"), event.get("seat_project"))
         self.seats[key][event["seat"]] = owner
-        line.set_in_use(t, event.get("in_use", line.in_use + 1))
+        line.change(t, in_use=event.get("in_use", line.in_use + 1))
         if self.dims or key in self.held:
             self._charge(t, key, owner, +1)
         if self.window.open:
@@ -406,7 +396,7 @@ class UsageFold:
         if in_use is None or in_use >= line.in_use:
             return  # the session's seat is still held by others
         owner = self.seats[key].pop(event.get("seat"), None)
-        line.set_in_use(t, in_use)
+        line.change(t, in_use=in_use)
         if owner is not None and (self.dims or key in self.held):
             self._charge(t, key, owner, -1)
 
@@ -467,8 +457,8 @@ class UsageFold:
             if key in self.reserved:
                 self.reserved[key].clear()
                 self._reservation_levels(t, key)
-            line.set_in_use(t, 0)
-            line.set_issued(t, 0)
+            line.change(t, in_use=0)
+            line.change(t, issued=0)
 
     # ------------------------------------------------------------------ results
     def finish(self) -> UsageFold:
