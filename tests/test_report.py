@@ -273,6 +273,10 @@ def test_usage_errors_and_unknown_names(office):
     assert office("report", "--pool", "cad", "--feature", "nope").code == 4
     r = office("report", "--plot", "/tmp/x.pdf")
     assert r.code == 2 and ".png or .svg" in r.err
+    r = office("report", "--html", "/no/such/folder/r.html")
+    assert r.code == 2 and r.err == "lictools: --html '/no/such/folder/r.html': the folder /no/such/folder does not exist\n"
+    r = office("report", "--plot", "/tmp")
+    assert r.code == 2 and "is a folder" in r.err
 
 
 def test_plot_without_the_extra_names_it(office, monkeypatch):

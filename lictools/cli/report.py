@@ -50,6 +50,9 @@ def report(pool: str | None, feature: str | None, since: str | None, until: str 
     s = settings()
     if chart and s.fmt != "table":
         raise UsageError("--chart draws for people: use it with the table format (drop --format json/csv)")
+    for path, option in ((html_file, "--html"), (plot_file, "--plot")):
+        if path is not None:
+            _check_writable(path, option)
     if plot_file is not None:
         from lictools.output.plot import check_available, check_path
 
@@ -92,3 +95,18 @@ def report(pool: str | None, feature: str | None, since: str | None, until: str 
 
         write_plot(plot_file, fold)
         click.echo(f"lictools: wrote {plot_file}", err=True)
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Exit 2 before any work when ``path`` cannot be written: a folder, or in a missing or read-only folder."""
+    import os
+
+    from lictools.errors import UsageError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path!r} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path!r}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{option} {path!r}: the folder {folder} is not writable")

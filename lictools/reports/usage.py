@@ -91,7 +91,9 @@ class Line:
         self._new_row(since)
 
     def _new_row(self, since: float) -> None:
-        until = min(self.window.until, bucket_end(bucket_start(since, self.unit), self.unit)) if self.unit else self.window.until
+        until = self.window.until
+        if self.unit:
+            until = min(until, bucket_end(bucket_start(since, self.unit), self.unit))
         self.row = Row(since, until, self.in_use, self.issued)
         self.rows.append(self.row)
 
