@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from lictools.reports.source import journal_events
 from lictools.stores.api import Store
 
 GAUGES = (
@@ -127,7 +128,7 @@ def denial_totals(store: Store, use_cache: bool = True) -> dict[tuple[str, str],
     cached = _load_cache(path, store.location) if path else None
     if cached is not None:
         seq, ts, counts = cached
-        events = iter(store.read_journal(max(seq - 1, 0)))
+        events = journal_events(store, max(seq - 1, 0))
         first = next(events, None)
         if first is not None and first.get("seq") == seq and first.get("ts") == ts:
             last = count_denials(events, counts) or (seq, ts)
@@ -135,7 +136,7 @@ def denial_totals(store: Store, use_cache: bool = True) -> dict[tuple[str, str],
                 _save_cache(path, store.location, last[0], last[1], counts)
             return counts
     counts = {}
-    last = count_denials(store.read_journal(0), counts)
+    last = count_denials(journal_events(store), counts)
     if path and last is not None:
         _save_cache(path, store.location, last[0], last[1], counts)
     return counts

@@ -347,3 +347,26 @@ def test_memory_stays_bounded_whatever_the_journal_length():
         tracemalloc.stop()
         assert fold.rows()[0]["denials"] == cycles
     assert peaks[1] < peaks[0] * 1.5, peaks
+
+
+def test_journal_decoder_reads_events_and_refuses_damaged_text():
+    from lictools.stores.codec import decode_event, encode_event
+
+    event = {"event": "grant", "ts": 1.5, "user": "é\"x"}
+    assert decode_event(encode_event(event)) == event
+    assert decode_event(" " + encode_event(event) + "\n") == event
+    for damaged in ('{"event": "grant"} trailing', '["not", "an", "object"]', '{"event": ', ""):
+        with pytest.raises(ValueError):
+            decode_event(damaged)
+
+
+def test_a_damaged_sqlite_journal_row_is_exit_6(cli, tmp_path):
+    import sqlite3
+
+    assert cli("pool", "add", "p", "--product", "generic", "--license", "s=1")[0] == 0
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("UPDATE events SET doc = '{\"event\": \"gra' WHERE seq = 1")
+    db.commit()
+    db.close()
+    code, out, err = cli("report")
+    assert code == 6 and out == "" and err.startswith("lictools: state ") and "journal event 1 is damaged" in err

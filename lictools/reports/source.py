@@ -12,6 +12,7 @@ from typing import Any
 from lictools.stores.api import Store
 
 
-def journal_events(store: Store) -> Iterator[dict[str, Any]]:
-    """Every journal event of ``store``, oldest first, read as it is consumed (never all at once)."""
-    return iter(store.read_journal(0))
+def journal_events(store: Store, since_seq: int = 0) -> Iterator[dict[str, Any]]:
+    """The journal events of ``store`` after ``since_seq``, oldest first, read as they are consumed
+    (never all at once). ``report`` and the denial counter of ``metrics`` read through here."""
+    return iter(store.read_journal(since_seq))
