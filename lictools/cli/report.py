@@ -43,7 +43,7 @@ def report(pool: str | None, feature: str | None, since: str | None, until: str 
     from lictools import validate
     from lictools.errors import UsageError
     from lictools.output import emit_rows
-    from lictools.reports.periods import parse_when
+    from lictools.reports.periods import report_window
     from lictools.reports.run import build_report
     from lictools.timeutil import now
 
@@ -61,11 +61,7 @@ def report(pool: str | None, feature: str | None, since: str | None, until: str 
     for value, what in ((pool, "--pool"), (feature, "--feature")):
         if value is not None:
             validate.name(value, what)
-    current = now()
-    since_t = parse_when(since, current, "--since") if since is not None else None
-    until_t = parse_when(until, current, "--until") if until is not None else current
-    if since_t is not None and since_t >= until_t:
-        raise UsageError(f"--since ({since}) must be before --until ({until or 'now'})")
+    since_t, until_t = report_window(since, until, now())
 
     from lictools.stores import open_store
 

@@ -29,6 +29,16 @@ def parse_when(text: str, now: float, what: str) -> float:
         ) from None
 
 
+def report_window(since: str | None, until: str | None, now: float) -> tuple[float | None, float]:
+    """``--since``/``--until`` as epoch seconds: since None means the first journal event, until
+    None means ``now``; exit 2 unless since is before until."""
+    since_t = parse_when(since, now, "--since") if since is not None else None
+    until_t = parse_when(until, now, "--until") if until is not None else now
+    if since_t is not None and since_t >= until_t:
+        raise UsageError(f"--since ({since}) must be before --until ({until or 'now'})")
+    return since_t, until_t
+
+
 def bucket_start(t: float, unit: str) -> float:
     """The start of the UTC hour, day, ISO week (Monday) or month holding ``t``."""
     if unit == "hour":

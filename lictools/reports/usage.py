@@ -43,6 +43,9 @@ COLUMNS = ["pool", "feature", "group", "peak", "peak_at", "seat_hours", "grants"
 """The ``report`` JSON keys, in order (SPEC.md section 3, then the row's own period)."""
 
 _OWNER_INDEX = {"user": 0, "host": 1, "project": 2}
+SWEEP_INTERVAL = 3600.0
+"""Journal seconds between sweeps of the pending denials: a denial is judged by its own time whenever
+it is swept, so this only bounds memory (to about an hour of denials)."""
 _ENDS = frozenset(("release", "expire", "remove"))
 
 
@@ -340,7 +343,7 @@ class UsageFold:
                 continue
             if not window.open and t >= since:
                 self._open()
-            if self.pending and t - self.swept > self.retry_window:
+            if self.pending and t - self.swept > SWEEP_INTERVAL:
                 self._sweep(t)
             if kind == "grant":
                 self._grant(event, t)
