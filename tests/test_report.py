@@ -226,8 +226,23 @@ def test_expired_and_removed_sessions_free_seats(lt, clock):
     ok(lt("remove", "z"))
     at(clock, B + 4 * H)
     row = report(lt, "--since", iso(B), "--until", iso(B + 4 * H))[0]
-    # the seats end when the expiry is journaled (the reap at 1h), not at 600 s: 2 * 1 h + 1 h
-    assert (row["peak"], row["seat_hours"], row["grants"]) == (2, 3.0, 3)
+    # the reap at 1h journals the expiries, but the seats were free from the lease's end at 600 s:
+    # 2 * 600 s + 1 h (z, removed by an admin at 3h)
+    assert (row["peak"], row["seat_hours"], row["grants"]) == (2, round((1200 + 3600) / 3600, 4), 3)
+    hours = report(lt, "--since", iso(B), "--until", iso(B + 4 * H), "--by", "hour")
+    assert [r["seat_hours"] for r in hours] == [round(1200 / 3600, 4), 0.0, 1.0, 0.0]
+
+
+def test_a_lease_refreshed_then_left_to_expire_ends_at_its_last_refresh_plus_lease(lt, clock):
+    at(clock, B)
+    ok(lt("pool", "add", "cad", "--product", "generic", "--license", "solver=5", "--option", "lease=600"))
+    ok(lt("acquire", "cad", "--feature", "solver", "--session", "x"))
+    at(clock, B + 500)
+    ok(lt("refresh", "x"))                # lease now ends at 1100 s
+    at(clock, B + 10 * H)                 # nobody ran anything all night; this command's reap ends x
+    ok(lt("gc"))
+    row = report(lt, "--since", iso(B), "--until", iso(B + 10 * H), "--by", "user")[0]
+    assert (row["seat_hours"], row["peak"]) == (round(1100 / 3600, 4), 1)
 
 
 def test_table_csv_and_chart(office):

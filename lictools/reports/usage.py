@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from lictools.reports.periods import TIME_UNITS, bucket_end, bucket_start
-from lictools.timeutil import iso
+from lictools.timeutil import iso, parse_time
 
 GROUP_UNITS = ("user", "host", "project")
 BY_CHOICES = (*TIME_UNITS, *GROUP_UNITS, "feature")
@@ -101,9 +101,10 @@ class Line:
         self.rows.append(self.row)
 
     def advance(self, t: float) -> None:
-        """Integrate the levels from the last change up to ``t`` (crossing bucket ends)."""
+        """Integrate the levels from the last change up to ``t`` (crossing bucket ends); a ``t``
+        before the last change means the last change's time."""
         row = self.row
-        if row is None:
+        if row is None or t <= self.t:
             return
         while self.unit and t >= row.until and row.until < self.window.until:
             self._accrue(row, row.until - self.t)
@@ -127,6 +128,7 @@ class Line:
         unused = self.unused if unused is None else unused
         if in_use == self.in_use and issued == self.issued and unused == self.unused:
             return
+        t = max(t, self.t)
         parent = self.parent
         if parent is not None:
             parent.change(t, parent.in_use + in_use - self.in_use, parent.issued + issued - self.issued,
@@ -234,6 +236,9 @@ class UsageFold:
         # (pool, feature, user) -> [(deny time, rows to charge if it turns out true)]
         self.pending: dict[tuple[str, str, Any], list[tuple[float, list[Row]]]] = {}
         self.swept = since
+        # live session -> when its lease ends (ISO text, as journaled): an ``expire`` journaled by a
+        # later command's reap frees the seat from then, not from the reap
+        self.lease_ends: dict[str, str] = {}
         self.t = 0.0  # the fold's clock: the latest event time seen
 
     # ------------------------------------------------------------------ lines
@@ -321,16 +326,19 @@ class UsageFold:
         since, until = window.since, window.until
         last = until + self.retry_window
         pool_filter, feature_filter = self.pool, self.feature
+        lease_ends = self.lease_ends
         t = self.t
         count = 0
         for event in events:
             count += 1
-            kind = event["event"]
-            if kind == "refresh":  # the most frequent event, and it changes no number
-                continue
             if pool_filter is not None and event.get("pool") != pool_filter:
                 continue
             if feature_filter is not None and event.get("feature", feature_filter) != feature_filter:
+                continue
+            kind = event["event"]
+            if kind == "refresh":  # the most frequent event: it only moves the lease's end
+                if "expires" in event:
+                    lease_ends[event["session"]] = event["expires"]
                 continue
             ts = event["ts"]
             if ts > t:  # a clock that stepped back does not move the fold back
@@ -353,6 +361,8 @@ class UsageFold:
                 self._deny(event, t)
             elif kind == "share":
                 self._share(event, t)
+            elif kind == "detach":
+                lease_ends[event["session"]] = event["expires"]
             elif kind == "pool-add":
                 for feature, issued in (event.get("issued") or {}).items():
                     if feature_filter is None or feature == feature_filter:
@@ -380,6 +390,8 @@ class UsageFold:
         line = self.lines.get(key) or self._line(key, t)
         owner = (event.get("user"), event.get("host"), event.get("seat_project"))
         self.seats[key][event["seat"]] = owner
+        if "expires" in event:
+            self.lease_ends[event["session"]] = event["expires"]
         line.change(t, in_use=event.get("in_use", line.in_use + 1))
         if self.dims or key in self.held:
             self._charge(t, key, owner, +1)
@@ -395,11 +407,18 @@ class UsageFold:
             self._resolve((key[0], key[1], owner[0]), t)
 
     def _end(self, event: dict[str, Any], t: float) -> None:
+        """A session ended; when it was the seat's last (``in_use`` fell), the seat is freed.
+
+        An ``expire`` frees it when the lease ended, if that was before the event: a reap runs at
+        the start of the next command, so nothing else happened to the seats in between."""
         key = (event["pool"], event["feature"])
         line = self.lines.get(key) or self._line(key, t)
+        lease_end = self.lease_ends.pop(event.get("session"), None)
         in_use = event.get("in_use")
         if in_use is None or in_use >= line.in_use:
             return  # the session's seat is still held by others
+        if event["event"] == "expire" and lease_end is not None:
+            t = min(t, parse_time(lease_end))
         owner = self.seats[key].pop(event.get("seat"), None)
         line.change(t, in_use=in_use)
         if owner is not None and (self.dims or key in self.held):
@@ -426,6 +445,8 @@ class UsageFold:
     def _share(self, event: dict[str, Any], t: float) -> None:
         key = (event["pool"], event["feature"])
         line = self.lines.get(key) or self._line(key, t)
+        if "expires" in event:
+            self.lease_ends[event["session"]] = event["expires"]
         if self.window.open:
             if line.unit:
                 line.advance(t)  # into the bucket of ``t``
