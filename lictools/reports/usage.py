@@ -5,12 +5,15 @@ This is a usage statistic, not a second engine: it keeps only what the numbers n
 - **Seats in use** per pool feature come from each event's ``in_use`` (the count right after the
   event, written by the engine), so no rule is re-run. An event that ends a session (``release``,
   ``expire``, ``remove``, ``detach`` without ``expires``) and lowers ``in_use`` freed its ``seat``.
+  An ``expire`` is journaled by the reap at the start of the next command, which may come hours
+  later: the seat is freed at the lease's end (the ``expires`` of the session's last grant, share,
+  refresh or detach, to the second), so the fold keeps each live session's lease end.
 - **Who holds a seat**: a seat is charged to the session that opened it (the ``grant``): its user,
   its host, and its ``seat_project`` (the engine's own charging, which reservations count). A
   session that joins the seat later (``share``) costs no seat and is charged nothing. So the seats
   of the groups of ``--by user|host|project`` add up to the pool's seats, and a group's peak is the
-  most seats it had opened at once. The fold keeps a map of live seats to their opener, nothing
-  about sessions.
+  most seats it had opened at once. The fold keeps a map of live seats to their opener and of
+  live sessions to their lease end, nothing else about sessions.
 - **Requests** (``grants``, ``shares``, ``denials``) are counted for the group of the session that
   asked. A **true denial** is a denial after which the same user got no seat (``grant`` or
   ``share``) in the same pool and feature within ``retry_window`` seconds (OpenLM's "true
