@@ -95,9 +95,13 @@ def generate(events: int, mix: str, seed: int = 11) -> tuple[dict, list[dict]]:
     if mix == "churn":
         held: dict[tuple[int, str], str] = {}
         t = START
+        next_reap = t + 60
         while len(out) < events:
             t += rng.expovariate(1 / 4.0)
             tx.now = t
+            if t >= next_reap:  # sessions dropped without a release expire, as a command's reap does
+                engine.reap(tx)
+                next_reap = t + 60
             user, pool = rng.randrange(users), rng.choice(pools)
             sid = held.pop((user, pool), None)
             if sid is not None and tx.get_session(sid) is not None and rng.random() < 0.9:
@@ -213,6 +217,9 @@ def run_child(cmd: list[str], env: dict) -> tuple[float, float, str]:
 def generate_into(folder: str, events: int, mix: str) -> None:
     """Generate and write the states (run in a child process, so the measuring parent stays small:
     a child's peak RSS counts its parent's pages at fork time)."""
+    import gc
+
+    gc.disable()  # a million event dicts kept: the cyclic collector would rescan them over and over
     t0 = time.perf_counter()
     doc, journal = generate(events, mix)
     kinds: dict[str, int] = {}
