@@ -34,10 +34,11 @@ events: the fold reads each event once and keeps none. Events arrive as dicts fr
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from lictools.reports.periods import TIME_UNITS, bucket_end, bucket_start
-from lictools.timeutil import iso, parse_time
+from lictools.timeutil import iso
 
 GROUP_UNITS = ("user", "host", "project")
 BY_CHOICES = (*TIME_UNITS, *GROUP_UNITS, "feature")
@@ -122,6 +123,14 @@ class Line:
             row.seat_seconds += self.in_use * dt
             row.issued_seconds += self.issued * dt
             row.unused_seconds += self.unused * dt
+
+    def add(self, t: float, delta: int) -> None:
+        """One seat more (+1) or fewer (-1) from ``t`` on: the lean path of a group's line."""
+        self.advance(t)
+        self.in_use += delta
+        row = self.row
+        if row is not None and self.in_use > row.peak:
+            row.peak, row.peak_at = self.in_use, self.t
 
     def change(self, t: float, in_use: int | None = None, issued: int | None = None, unused: int | None = None) -> None:
         """New levels from ``t`` on (None: unchanged); a parent line (a feature over all pools) moves
@@ -230,7 +239,8 @@ class UsageFold:
         self.events = 0
         # (pool, feature) -> Line, and what the fold keeps per pool feature
         self.lines: dict[tuple[str, str], Line] = {}
-        self.seats: dict[tuple[str, str], dict[str, tuple[Any, Any, Any]]] = {}
+        # (pool, feature) -> live seat -> (opener's (user, host, seat project), the opener's group lines)
+        self.seats: dict[tuple[str, str], dict[str, tuple[tuple[Any, Any, Any], tuple[Line, ...]]]] = {}
         self.reserved: dict[tuple[str, str], dict[str, int]] = {}
         self.held: dict[tuple[str, str], dict[Any, int]] = {}
         # (dim, pool, feature, group) -> Line; feature -> Line (--by feature)
@@ -288,11 +298,12 @@ class UsageFold:
             for project in set(held) | set(reserved):
                 self._group("project", key, project, t).change(t, unused=unused.get(project, 0))
 
-    def _charge(self, t: float, key: tuple[str, str], owner: tuple[Any, Any, Any], delta: int) -> None:
-        """A seat opened (+1) or freed (-1) by ``owner`` = (user, host, seat project)."""
-        for dim in self.dims:
-            group = self._group(dim, key, owner[_OWNER_INDEX[dim]], t)
-            group.change(t, in_use=group.in_use + delta)
+    def _charge(self, t: float, key: tuple[str, str], holder: tuple[tuple[Any, Any, Any], tuple[Line, ...]],
+                delta: int) -> None:
+        """A seat opened (+1) or freed (-1) by ``holder`` = (its opener, the opener's group lines)."""
+        owner, groups = holder
+        for group in groups:
+            group.add(t, delta)
         held = self.held.get(key)
         if held is not None:
             held[owner[2]] = held.get(owner[2], 0) + delta
@@ -392,20 +403,19 @@ class UsageFold:
         key = (event["pool"], event["feature"])
         line = self.lines.get(key) or self._line(key, t)
         owner = (event.get("user"), event.get("host"), event.get("seat_project"))
-        self.seats[key][event["seat"]] = owner
+        groups = tuple(self._group(dim, key, owner[_OWNER_INDEX[dim]], t) for dim in self.dims)
+        holder = self.seats[key][event["seat"]] = (owner, groups)
         if "expires" in event:
             self.lease_ends[event["session"]] = event["expires"]
         line.change(t, in_use=event.get("in_use", line.in_use + 1))
-        if self.dims or key in self.held:
-            self._charge(t, key, owner, +1)
+        if groups or key in self.held:
+            self._charge(t, key, holder, +1)
         if self.window.open:
             if line.unit:
                 line.advance(t)  # a grant that opened no seat (in use unchanged) still counts in ``t``'s bucket
-            if self.dims or self.by == "feature":
-                for row in self._rows_of(key, line, owner, t):
-                    row.grants += 1
-            else:
-                line.row.grants += 1
+            (line.parent or line).row.grants += 1
+            for group in groups:
+                group.row.grants += 1
         if self.pending:
             self._resolve((key[0], key[1], owner[0]), t)
 
@@ -421,11 +431,11 @@ class UsageFold:
         if in_use is None or in_use >= line.in_use:
             return  # the session's seat is still held by others
         if event["event"] == "expire" and lease_end is not None:
-            t = min(t, parse_time(lease_end))
-        owner = self.seats[key].pop(event.get("seat"), None)
+            t = min(t, datetime.fromisoformat(lease_end).timestamp())  # journaled by iso(): always ISO
+        holder = self.seats[key].pop(event.get("seat"), None)
         line.change(t, in_use=in_use)
-        if owner is not None and (self.dims or key in self.held):
-            self._charge(t, key, owner, -1)
+        if holder is not None and (holder[1] or key in self.held):
+            self._charge(t, key, holder, -1)
 
     def _deny(self, event: dict[str, Any], t: float) -> None:
         key = (event["pool"], event["feature"])
@@ -472,7 +482,7 @@ class UsageFold:
             reserved.pop(event["project"], None)
         if key not in self.held:  # the first reservation: count the seats each project holds now
             held = self.held[key] = {}
-            for owner in self.seats[key].values():
+            for owner, _ in self.seats[key].values():
                 held[owner[2]] = held.get(owner[2], 0) + 1
         self._reservation_levels(t, key)
 
@@ -480,8 +490,8 @@ class UsageFold:
         for key, line in self.lines.items():
             if key[0] != pool:
                 continue
-            for owner in self.seats[key].values():
-                self._charge(t, key, owner, -1)
+            for holder in self.seats[key].values():
+                self._charge(t, key, holder, -1)
             self.seats[key].clear()
             if key in self.reserved:
                 self.reserved[key].clear()
