@@ -3,8 +3,8 @@ node_exporter's textfile collector.
 
 Gauges come from the state (the ``info`` rows); the counter ``lictools_denials_total`` counts the
 journal's ``deny`` events. Counting the whole journal on every scrape would cost seconds on a long
-journal, so the count is kept in a small cache (the last event counted and the totals, per state
-file, under the user's cache folder) and each run reads only the events after it. The cache is a
+journal, so the count is kept in a small cache beside the state (``<state>.metrics-cache``: the
+last event counted and the totals) and each run reads only the events after it. The cache is a
 memo, never the truth: when it is missing, unreadable, or the journal no longer holds the event it
 ends at (another state file, a state rebuilt), the count starts again from the first event.
 
@@ -83,16 +83,12 @@ def count_denials(events: Iterable[dict[str, Any]], counts: dict[tuple[str, str]
     return (last["seq"], last["ts"]) if last is not None else None
 
 
-def _cache_path(store: Store) -> str:
-    """``<user cache>/lictools/metrics/<state path, escaped>.json`` (no hashing: hashlib costs 2 ms a scrape)."""
-    import zlib
-
-    from platformdirs import user_cache_dir
-
-    name = store.location.replace("%", "%25").replace("/", "%2F")
-    if len(name) > 200:
-        name = f"{name[-160:]}-{zlib.crc32(store.location.encode()):08x}"
-    return os.path.join(user_cache_dir("lictools", appauthor=False), "metrics", f"{name}.json")
+def _cache_path(store: Store) -> str | None:
+    """``<state>.metrics-cache`` beside the state file (it belongs to that state, and every account
+    that scrapes it shares it); None for a state that is not a file."""
+    if "://" in store.location:
+        return None
+    return store.location + ".metrics-cache"
 
 
 def _load_cache(path: str, location: str) -> tuple[int, float, dict[tuple[str, str], int]] | None:
@@ -108,18 +104,21 @@ def _load_cache(path: str, location: str) -> tuple[int, float, dict[tuple[str, s
 
 
 def _save_cache(path: str, location: str, seq: int, ts: float, counts: dict[tuple[str, str], int]) -> None:
+    """Replace the cache atomically, with the state files' permissions; a folder this account may
+    not write only means the next run counts from the start again."""
+    from lictools.stores.locking import open_private
+
     doc = {"state": location, "seq": seq, "ts": ts, "denials": [[p, f, n] for (p, f), n in sorted(counts.items())]}
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as f:
             json.dump(doc, f)
         os.replace(tmp, path)
     except OSError:
         try:
             os.unlink(tmp)
         except OSError:
-            pass  # a read-only cache folder: the next run counts from the start again
+            pass
 
 
 def denial_totals(store: Store, use_cache: bool = True) -> dict[tuple[str, str], int]:

@@ -20,8 +20,8 @@ def metrics(by_user: bool, textfile: str | None, recount: bool) -> None:
     """Seats issued, in use, reserved and free, live sessions (gauges) and denials (counter) per pool
     and feature, in the Prometheus text format. --format does not apply.
 
-    lictools_denials_total counts the journal's deny events; the count is cached per state file in
-    the user's cache folder, so a scrape reads only the events since the last one.
+    lictools_denials_total counts the journal's deny events; the count is cached beside the state
+    (<state>.metrics-cache), so a scrape reads only the events since the last one.
     """
     import sys
 
