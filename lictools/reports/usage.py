@@ -111,18 +111,18 @@ class Line:
         if row is None or t <= self.t:
             return
         while self.unit and t >= row.until and row.until < self.window.until:
-            self._accrue(row, row.until - self.t)
-            self.t = row.until
+            self._accrue(row, row.until)
             self._new_row(row.until)
             row = self.row
-        self._accrue(row, t - self.t)
-        self.t = t
+        self._accrue(row, t)
 
-    def _accrue(self, row: Row, dt: float) -> None:
-        if dt > 0:
-            row.seat_seconds += self.in_use * dt
-            row.issued_seconds += self.issued * dt
-            row.unused_seconds += self.unused * dt
+    def _accrue(self, row: Row, t: float) -> None:
+        """Add the levels held from the last change to ``t`` (not before it) to ``row``."""
+        dt = t - self.t
+        row.seat_seconds += self.in_use * dt
+        row.issued_seconds += self.issued * dt
+        row.unused_seconds += self.unused * dt
+        self.t = t
 
     def add(self, t: float, delta: int) -> None:
         """One seat more (+1) or fewer (-1) from ``t`` on: the lean path of a group's line."""
@@ -173,7 +173,8 @@ class Series:
         self.last = (in_use, issued)
 
     def _slot(self, t: float) -> int:
-        return min(max(int((t - self.since) / self.width), 0), len(self.peaks) - 1)
+        slot = int((t - self.since) / self.width)
+        return slot if 0 <= slot < len(self.peaks) else (0 if slot < 0 else len(self.peaks) - 1)
 
     def level(self, t: float, in_use: int, issued: int) -> None:
         """The levels changed at ``t``; the slots since the last change keep the level that held."""
