@@ -116,3 +116,36 @@ def test_groups_add_up_to_the_pool_and_buckets_to_the_window(seed):
             assert max(r["peak"] for r in part) <= total["peak"]
             if by == "hour":
                 assert max(r["peak"] for r in part) == total["peak"]
+
+
+def test_a_recharge_moves_the_seat_to_its_new_project():
+    """Journal version 2 (main's engine) follows the end of a seat's last session of its project by a
+    ``recharge`` when sessions of other projects still hold it; the fold charges the seat anew."""
+    from lictools.timeutil import iso
+
+    H = 3600.0
+    tx = MemoryTransaction(empty_document(), T0)
+    engine.add_pool(tx, "magic", "magic-xpa", {"web": 3}, {"lease": "0"})
+    engine.reserve(tx, "magic", "alpha", "web", 2)
+    tx.now = T0 + H
+    for user, project in (("alice", "alpha"), ("bob", "beta")):  # one machine: bob shares alice's seat
+        engine.acquire(tx, Request(pool="magic", feature="web", session=user, user=user, host="h1", node="n",
+                                   project=project))
+    seat = tx.events[-1]["seat"]
+    tx.now = T0 + 2 * H
+    engine.release(tx, ["alice"])
+    events = list(tx.events)
+    # as lictools.events.Recharge (journal version 2) writes it
+    events.append({"v": 2, "event": "recharge", "time": iso(tx.now), "ts": tx.now, "pool": "magic",
+                   "feature": "web", "seat": seat, "seat_project": "beta", "previous_project": "alpha",
+                   "reason": "the last session of project alpha ended"})
+    tx.events = []
+    tx.now = T0 + 3 * H
+    engine.release(tx, ["bob"])
+    events += tx.events
+    fold = UsageFold(T0, T0 + 4 * H, by="project").feed(events).finish()
+    # alpha's 2 reserved seats: both unused [0,1h), one [1h,2h), both again from the recharge at 2h
+    assert fold.lines[("magic", "web")].rows[0].unused_seconds == (2 + 1 + 2 * 2) * H
+    rows = {r["group"]: r for r in fold.rows()}
+    assert (rows["alpha"]["seat_hours"], rows["alpha"]["reserved_unused_hours"]) == (1.0, 7.0)
+    assert (rows["beta"]["seat_hours"], rows["beta"]["peak"], rows["beta"]["peak_at"]) == (1.0, 1, iso(T0 + 2 * H))

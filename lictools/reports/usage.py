@@ -3,8 +3,10 @@
 This is a usage statistic, not a second engine: it keeps only what the numbers need.
 
 - **Seats in use** per pool feature come from each event's ``in_use`` (the count right after the
-  event, written by the engine), so no rule is re-run. An event that ends a session (``release``,
-  ``expire``, ``remove``, ``detach`` without ``expires``) and lowers ``in_use`` freed its ``seat``.
+  event, written by the engine), so no rule is re-run. A ``recharge`` (journal version 2) moves a
+  held seat's charge to another project. An event that ends a session (``release``, ``expire``,
+  ``remove``, a ``detach`` with ``linger`` 0 or, before journal version 1, without ``expires``)
+  and lowers ``in_use`` freed its ``seat``.
   An ``expire`` is journaled by the reap at the start of the next command, which may come hours
   later: the seat is freed at the lease's end (the ``expires`` of the session's last grant, share,
   refresh or detach, to the second), so the fold keeps each live session's lease end.
@@ -370,14 +372,17 @@ class UsageFold:
                 self._sweep(t)
             if kind == "grant":
                 self._grant(event, t)
-            elif kind in _ENDS or (kind == "detach" and "expires" not in event):
+            elif kind in _ENDS or (kind == "detach" and _detach_ends(event)):
                 self._end(event, t)
             elif kind == "deny":
                 self._deny(event, t)
             elif kind == "share":
                 self._share(event, t)
             elif kind == "detach":
-                lease_ends[event["session"]] = event["expires"]
+                if event.get("expires"):
+                    lease_ends[event["session"]] = event["expires"]
+            elif kind == "recharge":
+                self._recharge(event, t)
             elif kind == "pool-add":
                 for feature, issued in (event.get("issued") or {}).items():
                     if feature_filter is None or feature == feature_filter:
@@ -473,6 +478,22 @@ class UsageFold:
         if self.pending:
             self._resolve((key[0], key[1], event.get("user")), t)
 
+    def _recharge(self, event: dict[str, Any], t: float) -> None:
+        """A held seat is charged to another project from now on (journal version 2): its last
+        session of the charged project ended while other projects' sessions still hold it."""
+        key = (event["pool"], event["feature"])
+        seats = self.seats.get(key, {})
+        holder = seats.get(event["seat"])
+        if holder is None:
+            return
+        (user, host, _), groups = holder
+        self._charge(t, key, holder, -1)
+        owner = (user, host, event.get("seat_project"))
+        groups = tuple(self._group(dim, key, owner[2], t) if dim == "project" else line
+                       for dim, line in zip(self.dims, groups))
+        seats[event["seat"]] = holder = (owner, groups)
+        self._charge(t, key, holder, +1)
+
     def _reserve(self, event: dict[str, Any], t: float) -> None:
         key = (event["pool"], event["feature"])
         self._line(key, t)
@@ -551,6 +572,13 @@ class UsageFold:
                 out.append(doc)
         out.sort(key=lambda r: (r["pool"], r["feature"], r["group"] is not None, str(r["group"])))
         return out
+
+
+def _detach_ends(event: dict[str, Any]) -> bool:
+    """Does this ``detach`` end its session? With ``linger`` (journal version 1 on): when it is 0;
+    before it: when the event has no ``expires`` (as ``lictools.events.ends_session`` decides)."""
+    linger = event.get("linger")
+    return event.get("expires") is None if linger is None else linger == 0
 
 
 def _whole(line: Line) -> Row:
