@@ -130,9 +130,9 @@ def denial_totals(store: Store, use_cache: bool = True) -> dict[tuple[str, str],
         events = journal_events(store, max(seq - 1, 0))
         first = next(events, None)
         if first is not None and first.get("seq") == seq and first.get("ts") == ts:
-            last = count_denials(events, counts) or (seq, ts)
-            if path and last != (seq, ts):
-                _save_cache(path, store.location, last[0], last[1], counts)
+            newest = count_denials(events, counts)
+            if path and newest is not None:
+                _save_cache(path, store.location, newest[0], newest[1], counts)
             return counts
     counts = {}
     last = count_denials(journal_events(store), counts)

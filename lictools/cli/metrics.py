@@ -31,7 +31,9 @@ def metrics(by_user: bool, textfile: str | None, recount: bool) -> None:
     with transaction() as tx:
         rows = engine.info(tx)
         per_user = seats_per_user(engine.users(tx)) if by_user else None
-    text = exposition(rows, denial_totals(settings().store, use_cache=not recount), per_user)
+    store = settings().store
+    assert store is not None  # opened by transaction()
+    text = exposition(rows, denial_totals(store, use_cache=not recount), per_user)
     if textfile is not None:
         write_textfile(textfile, text)
     else:

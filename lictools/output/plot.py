@@ -60,7 +60,8 @@ def write_plot(path: str, fold: Any) -> None:
         ax.set_ylabel("seats")
         ax.grid(True, color="#d8dee6", linewidth=0.6)
         ax.legend(loc="upper right", ncols=3, fontsize=8, frameon=False)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator(), tz=utc))
+        formatter = mdates.ConciseDateFormatter(ax.xaxis.get_major_locator(), tz=utc)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(formatter)
     if not charts:
         axes[0, 0].text(0.5, 0.5, "no usage in this period", ha="center", va="center")
     axes[-1, 0].set_xlabel("time (UTC)")

@@ -99,12 +99,19 @@ class Line:
         since = max(self.window.since, bucket_start(t, self.unit)) if self.unit else self.window.since
         self._new_row(since)
 
-    def _new_row(self, since: float) -> None:
+    def _new_row(self, since: float) -> Row:
         until = self.window.until
         if self.unit:
             until = min(until, bucket_end(bucket_start(since, self.unit), self.unit))
-        self.row = Row(since, until, self.in_use, self.issued)
-        self.rows.append(self.row)
+        row = self.row = Row(since, until, self.in_use, self.issued)
+        self.rows.append(row)
+        return row
+
+    @property
+    def current(self) -> Row:
+        """The row being filled (once the window is open)."""
+        assert self.row is not None, "the report window is not open yet"
+        return self.row
 
     def advance(self, t: float) -> None:
         """Integrate the levels from the last change up to ``t`` (crossing bucket ends); a ``t``
@@ -114,8 +121,7 @@ class Line:
             return
         while self.unit and t >= row.until and row.until < self.window.until:
             self._accrue(row, row.until)
-            self._new_row(row.until)
-            row = self.row
+            row = self._new_row(row.until)
         self._accrue(row, t)
 
     def _accrue(self, row: Row, t: float) -> None:
@@ -400,9 +406,9 @@ class UsageFold:
     def _rows_of(self, key: tuple[str, str], line: Line, who: tuple[Any, Any, Any], t: float) -> list[Row]:
         """The rows a request counts in: its pool feature's (or feature's) and its groups' of ``who``
         = (user, host, project)."""
-        rows = [line.parent.row if self.by == "feature" else line.row]
+        rows = [(line.parent or line).current]
         for dim in self.dims:
-            rows.append(self._group(dim, key, who[_OWNER_INDEX[dim]], t).row)
+            rows.append(self._group(dim, key, who[_OWNER_INDEX[dim]], t).current)
         return rows
 
     def _grant(self, event: dict[str, Any], t: float) -> None:
@@ -419,9 +425,9 @@ class UsageFold:
         if self.window.open:
             if line.unit:
                 line.advance(t)  # a grant that opened no seat (in use unchanged) still counts in ``t``'s bucket
-            (line.parent or line).row.grants += 1
+            (line.parent or line).current.grants += 1
             for group in groups:
-                group.row.grants += 1
+                group.current.grants += 1
         if self.pending:
             self._resolve((key[0], key[1], owner[0]), t)
 
@@ -432,13 +438,13 @@ class UsageFold:
         the start of the next command, so nothing else happened to the seats in between."""
         key = (event["pool"], event["feature"])
         line = self.lines.get(key) or self._line(key, t)
-        lease_end = self.lease_ends.pop(event.get("session"), None)
+        lease_end = self.lease_ends.pop(event.get("session", ""), None)
         in_use = event.get("in_use")
         if in_use is None or in_use >= line.in_use:
             return  # the session's seat is still held by others
         if event["event"] == "expire" and lease_end is not None:
             t = min(t, datetime.fromisoformat(lease_end).timestamp())  # journaled by iso(): always ISO
-        holder = self.seats[key].pop(event.get("seat"), None)
+        holder = self.seats[key].pop(event.get("seat", ""), None)
         line.change(t, in_use=in_use)
         if holder is not None and (holder[1] or key in self.held):
             self._charge(t, key, holder, -1)
@@ -450,13 +456,9 @@ class UsageFold:
             return
         if line.unit:
             line.advance(t)  # into the bucket of ``t``
-        if self.dims or self.by == "feature":
-            rows = self._rows_of(key, line, (event.get("user"), event.get("host"), event.get("project")), t)
-            for row in rows:
-                row.denials += 1
-        else:
-            rows = [line.row]
-            line.row.denials += 1
+        rows = self._rows_of(key, line, (event.get("user"), event.get("host"), event.get("project")), t)
+        for row in rows:
+            row.denials += 1
         self.pending.setdefault((key[0], key[1], event.get("user")), []).append((t, rows))
         if line.series is not None:
             line.series.deny(t)
@@ -469,12 +471,9 @@ class UsageFold:
         if self.window.open:
             if line.unit:
                 line.advance(t)  # into the bucket of ``t``
-            if self.dims or self.by == "feature":
-                who = (event.get("user"), event.get("host"), event.get("project"))
-                for row in self._rows_of(key, line, who, t):
-                    row.shares += 1
-            else:
-                line.row.shares += 1
+            who = (event.get("user"), event.get("host"), event.get("project"))
+            for row in self._rows_of(key, line, who, t):
+                row.shares += 1
         if self.pending:
             self._resolve((key[0], key[1], event.get("user")), t)
 
