@@ -385,3 +385,23 @@ def test_a_damaged_sqlite_journal_row_is_exit_6(cli, tmp_path):
     db.close()
     code, out, err = cli("report")
     assert code == 6 and out == "" and err.startswith("lictools: state ") and "journal event 1 is damaged" in err
+
+
+def test_buckets_and_spans():
+    from lictools.reports.periods import bucket_end, bucket_start, parse_when
+    from lictools.timeutil import parse_time
+
+    thursday = parse_time("2026-11-19T10:30:00+00:00")
+    assert iso(bucket_start(thursday, "hour")) == "2026-11-19T10:00:00+00:00"
+    assert iso(bucket_start(thursday, "day")) == "2026-11-19T00:00:00+00:00"
+    assert iso(bucket_start(thursday, "week")) == "2026-11-16T00:00:00+00:00"  # ISO weeks start on Monday
+    assert iso(bucket_start(thursday, "month")) == "2026-11-01T00:00:00+00:00"
+    assert iso(bucket_end(parse_time("2026-12-01"), "month")) == "2027-01-01T00:00:00+00:00"
+    assert iso(bucket_end(parse_time("2028-02-01"), "month")) == "2028-03-01T00:00:00+00:00"
+    assert iso(bucket_end(parse_time("2026-11-16"), "week")) == "2026-11-23T00:00:00+00:00"
+    assert parse_when("7d", thursday, "--since") == thursday - 7 * 86400
+    assert parse_when("12h", thursday, "--since") == thursday - 12 * 3600
+    assert parse_when("30m", thursday, "--since") == thursday - 1800
+    assert parse_when("2w", thursday, "--since") == thursday - 14 * 86400
+    assert parse_when("2026-11-19T11:30:00+01:00", thursday, "--since") == thursday
+    assert parse_when("2026-11-19", thursday, "--since") == B
