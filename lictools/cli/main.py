@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "explain": ("lictools.cli.explain", "explain", "Why a session holds, shares or was refused a seat."),
     "completion": ("lictools.cli.completion", "completion", "Print the shell completion script (bash, zsh, fish)."),
     "fglwrt": ("lictools.cli.fglwrt", "fglwrt", "fglWrt's options on a pool: -a info users, -u, -x PID, -i."),
+    "report": ("lictools.cli.report", "report", "Usage from the journal: peaks, seat-hours, denials; charts, HTML."),
+    "metrics": ("lictools.cli.metrics", "metrics", "Prometheus text exposition of seats, sessions and denials."),
 }
 
 

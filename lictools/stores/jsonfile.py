@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from lictools.errors import DamagedStateError, ForbiddenError
 from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
+from lictools.stores.codec import decode_event, encode_event
 from lictools.stores.locking import ensure_folder, fsync_folder, open_private, restore_file, state_lock
 from lictools.stores.memory import MemoryTransaction, empty_document
 from lictools.timeutil import now as clock_now
@@ -57,11 +58,16 @@ class JsonFileStore(Store):
             return
         with f:
             seq = 0
-            for line in f.read(committed).splitlines():
+            left = committed  # bytes beyond it belong to a transaction that never committed
+            for line in f:  # line by line: a report over a long journal reads it in bounded memory
+                if left <= 0:
+                    break
+                line = line[:left]
+                left -= len(line)
                 seq += 1
                 if seq > since_seq:
                     try:
-                        event = json.loads(line)
+                        event = decode_event(line.decode())
                     except ValueError:
                         raise DamagedStateError(
                             f"journal {self.journal_path} line {seq} is damaged; the state itself is intact"
@@ -159,7 +165,7 @@ class JsonFileStore(Store):
         try:
             if os.fstat(fd).st_size != committed:
                 os.ftruncate(fd, committed)
-            data = b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
+            data = b"".join(encode_event(e).encode() + b"\n" for e in events)
             if data:
                 os.pwrite(fd, data, committed)
                 os.fsync(fd)

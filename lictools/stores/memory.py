@@ -21,20 +21,23 @@ def empty_document() -> dict[str, Any]:
 class MemoryTransaction(Transaction):
     """Reads and writes ``doc`` in place; ``events`` collects what the journal will get.
 
-    Every write is recorded in an undo log, so :meth:`rollback` puts the document back as it was.
+    With ``undo``, every write is recorded in an undo log so that :meth:`rollback` puts the document
+    back as it was (MemoryStore); without it (a JSON file store's transaction, whose document is
+    thrown away on failure, and replay's long fold) nothing is kept per write.
     """
 
-    def __init__(self, doc: dict[str, Any], now: float) -> None:
+    def __init__(self, doc: dict[str, Any], now: float, undo: bool = False) -> None:
         self.doc = doc
         self.now = now
         self.events: list[dict[str, Any]] = []
         self.dirty = False
-        self._undo: list[tuple[str, str, Any]] = []
+        self._undo: list[tuple[str, str, Any]] | None = [] if undo else None
 
     def _write(self, table: str, key: str, value: Any) -> None:
-        """Set (or with None delete) ``doc[table][key]``, remembering the old value."""
+        """Set (or with None delete) ``doc[table][key]``, remembering the old value when undoing is on."""
         entries = self.doc.setdefault(table, {})
-        self._undo.append((table, key, entries.get(key)))
+        if self._undo is not None:
+            self._undo.append((table, key, entries.get(key)))
         if value is None:
             entries.pop(key, None)
         else:
@@ -43,6 +46,8 @@ class MemoryTransaction(Transaction):
 
     def rollback(self) -> None:
         """Undo every write of this transaction (its events are dropped too)."""
+        if self._undo is None:
+            raise RuntimeError("this memory transaction keeps no undo log")
         for table, key, old in reversed(self._undo):
             if old is None:
                 self.doc[table].pop(key, None)
@@ -136,7 +141,7 @@ class MemoryStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        tx = MemoryTransaction(self.doc, self.clock())
+        tx = MemoryTransaction(self.doc, self.clock(), undo=True)
         try:
             yield tx
         except BaseException:

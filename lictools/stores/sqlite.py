@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator
 from lictools.errors import BusyError, DamagedStateError, ForbiddenError
 from lictools.model import Pool, Session
 from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
+from lictools.stores.codec import decode_event, encode_event
 from lictools.stores.locking import ensure_folder, fsync_folder, open_private, restore_file, state_lock
 from lictools.timeutil import now as clock_now
 
@@ -134,7 +135,7 @@ class SqliteTransaction(Transaction):
             self.db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
 
     def append_event(self, event: dict[str, Any]) -> None:
-        self.db.execute("INSERT INTO events (doc) VALUES (?)", (json.dumps(event, separators=(",", ":")),))
+        self.db.execute("INSERT INTO events (doc) VALUES (?)", (encode_event(event),))
 
 
 class SqliteStore(Store):
@@ -291,7 +292,10 @@ class SqliteStore(Store):
         db = self._open()
         try:
             for seq, doc in db.execute("SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq", (since_seq,)):
-                event = json.loads(doc)
+                try:
+                    event = decode_event(doc)
+                except ValueError:
+                    raise DamagedStateError(f"state {self.path}: journal event {seq} is damaged") from None
                 event["seq"] = seq
                 yield event
         except sqlite3.DatabaseError as exc:
