@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "explain": ("lictools.cli.explain", "explain", "Why a session holds, shares or was refused a seat."),
     "completion": ("lictools.cli.completion", "completion", "Print the shell completion script (bash, zsh, fish)."),
     "fglwrt": ("lictools.cli.fglwrt", "fglwrt", "fglWrt's options on a pool: -a info users, -u, -x PID, -i."),
+    "policy": ("lictools.cli.policy", "policy", "Pool policies: max, include, exclude, reserve (options file)."),
+    "group": ("lictools.cli.group", "group", "Groups of users that policies name."),
+    "apply": ("lictools.cli.apply", "apply", "Make the state what a site file (TOML) declares; --dry-run shows how."),
+    "export": ("lictools.cli.export", "export", "Write the current configuration as a site file (TOML)."),
 }
 
 
