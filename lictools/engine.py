@@ -267,10 +267,11 @@ def add_pool(
     return get_pool(tx, name)
 
 
-def set_pool_options(tx: Transaction, name: str, options: dict[str, str]) -> Pool:
-    """Change pool options (checked against the product's option list)."""
+def set_pool_options(tx: Transaction, name: str, options: dict[str, str], replace_all: bool = False) -> Pool:
+    """Change pool options (checked against the product's option list); ``replace_all``: the options not
+    given go back to their defaults."""
     pool = get_pool(tx, name)
-    checked = check_options(rule_of(pool), {**pool.options, **options})
+    checked = check_options(rule_of(pool), options if replace_all else {**pool.options, **options})
     event: PoolSet = {"event": "pool-set", **_stamp(tx), "pool": name, "options": checked}
     commit(tx, event)
     return get_pool(tx, name)
@@ -328,6 +329,45 @@ def add_license(
                          "serial": serial, "count": count, "issued": issued, "host_lock": host_lock}
     commit(tx, event)
     return LicenseResult("loaded", lic, f"loaded serial {serial}: {count} {feature} seat(s); issued now {issued}")
+
+
+def set_license(
+    tx: Transaction, pool_name: str, serial: str, feature: str, count: int, host_lock: str | None = None,
+    host: Host = SYSTEM,
+) -> LicenseResult:
+    """Make serial ``serial`` load exactly ``count`` seats of ``feature`` (a site file's declaration):
+    ``loaded``, ``changed`` (unloaded and loaded again with the new count, in this transaction),
+    ``already-loaded`` (as declared: nothing journaled) or ``not-loaded`` (locked to another host; a
+    copy loaded before is unloaded). UsageError when the pool's reservations would exceed its seats.
+    """
+    pool = get_pool(tx, pool_name)
+    feature = check_feature(rule_of(pool), feature)
+    validate.name(serial, "serial")
+    validate.count(count, "license count")
+    old = next((lic for lic in pool.licenses if lic.serial == serial), None)
+    wanted = License(serial, feature, count, host_lock, tx.now)
+    if old is not None and (old.feature, old.count, old.host_lock) == (feature, count, host_lock):
+        return LicenseResult("already-loaded", old, f"serial {serial} is loaded as declared")
+    here = host.node()
+    locked_elsewhere = bool(host_lock) and not same_machine(host_lock or "", here)
+    for changed in {feature, old.feature if old else feature}:
+        left = pool.issued(changed) - (old.count if old and old.feature == changed else 0)
+        left += count if changed == feature and not locked_elsewhere else 0
+        reserved = sum(pool.reserved(changed).values())
+        if reserved > left:
+            raise UsageError(f"serial {serial}: {left} {changed} seat(s) would be issued, fewer than the {reserved} reserved")
+    if old is not None:
+        unload: LicenseRemove = {"event": "license-remove", **_stamp(tx), "pool": pool_name, "feature": old.feature,
+                                 "serial": serial, "issued": pool.issued(old.feature) - old.count}
+        commit(tx, unload)
+    if locked_elsewhere:
+        return LicenseResult("not-loaded", wanted, f"serial {serial} is locked to host {host_lock}, not this machine "
+                                                   f"({here}); not loaded")
+    issued = get_pool(tx, pool_name).issued(feature) + count
+    event: LicenseAdd = {"event": "license-add", **_stamp(tx), "pool": pool_name, "feature": feature,
+                         "serial": serial, "count": count, "issued": issued, "host_lock": host_lock}
+    commit(tx, event)
+    return LicenseResult("changed" if old else "loaded", wanted, f"serial {serial}: {count} {feature} seat(s); issued now {issued}")
 
 
 def remove_license(tx: Transaction, pool_name: str, serial: str) -> License:

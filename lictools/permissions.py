@@ -14,6 +14,9 @@ import os
 
 from lictools.errors import ForbiddenError, UsageError
 
+SETTINGS = {"admin_group": "group (name or number) whose members may run admin commands, like FlexNet's lmadmin"}
+"""The state-wide settings (``lictools config``, a site file's ``[settings]``) and what each means."""
+
 
 def _group_id(group: str) -> int | None:
     if group.isascii() and group.isdigit():

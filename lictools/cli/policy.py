@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, TypeVar
+
 import click
 
 from lictools.cli.common import example, require_admin, settings, transaction
@@ -29,7 +31,11 @@ def _target(user: str | None, group: str | None, host: str | None) -> tuple[str,
     return given[0]
 
 
-def _who_options(command: click.Command) -> click.Command:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _who_options(command: F) -> F:
+    """--user, --group, --host and --feature: whom a policy names, and for which feature."""
     for option in reversed([
         click.option("--user", help="A user (for max: * = each user on their own)."),
         click.option("--group", help="A lictools group (lictools group set), else a Unix group."),
