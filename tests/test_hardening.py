@@ -11,9 +11,7 @@ import pytest
 
 from lictools.stores import locking
 
-NOBODY = 65534
-USERS_GID = 4242  # a group that may use the state
-ADMINS_GID = 4243  # configured as admin_group
+from tests.conftest import ADMINS_GID, USERS_GID
 
 
 @pytest.fixture
@@ -21,24 +19,6 @@ def pool(lt):
     """A pool created by this account (the state's owner, an admin)."""
     assert lt("pool", "add", "p", "--product", "generic", "--license", "seats=5").code == 0
     return lt
-
-
-@pytest.fixture
-def as_user(lt, monkeypatch):
-    """Run lictools in-process as if uid 65534 with the given groups (the state stays owned by us).
-
-    Switching accounts for real needs an interpreter every account can reach, which CI lacks
-    (/root is 0700), so the identity calls are replaced instead.
-    """
-
-    def call(*args, groups=(USERS_GID,)):
-        with monkeypatch.context() as m:
-            m.setattr(os, "geteuid", lambda: NOBODY)
-            m.setattr(os, "getegid", lambda: USERS_GID)
-            m.setattr(os, "getgroups", lambda: list(groups))
-            return lt(*args)
-
-    return call
 
 
 def test_user_may_acquire_and_release_own_session(pool, as_user):
