@@ -22,7 +22,8 @@ from lictools.errors import LictoolsError, UsageError
 from lictools.host import SYSTEM, Host
 from lictools.model import POLICY_KINDS, POLICY_TARGETS, Policy, Pool
 from lictools.permissions import SETTINGS
-from lictools.rules import check_options, get_rule
+from lictools.rules import check_feature, check_options, get_rule
+from lictools.rules.base import Rule
 from lictools.stores.api import Transaction
 
 INITIAL = "initial-"
@@ -108,12 +109,12 @@ def _count(value: Any, key: str) -> int:
         return validate.count(value, "a seat count")
 
 
-def _counts(value: Any, key: str) -> dict[str, int]:
-    """``{feature = count}``."""
+def _counts(value: Any, key: str, rule: Rule) -> dict[str, int]:
+    """``{feature = count}``, each feature one the product has."""
     out = {}
     for name, count in _table(value, key).items():
         with at(f"{key}.{name}"):
-            validate.name(name, "feature")
+            check_feature(rule, name)
         out[name] = _count(count, f"{key}.{name}")
     return out
 
@@ -149,7 +150,7 @@ def _pool(doc: dict[str, Any], key: str) -> SitePool:
         rule = get_rule(product)
     pool = SitePool(product)
     if "licenses" in doc:
-        pool.licenses = _counts(doc["licenses"], f"{key}.licenses")
+        pool.licenses = _counts(doc["licenses"], f"{key}.licenses", rule)
     if "serials" in doc:
         if not isinstance(doc["serials"], list):
             raise SiteError(f"{key}.serials: expected an array of tables, got {_kind(doc['serials'])}")
@@ -162,6 +163,8 @@ def _pool(doc: dict[str, Any], key: str) -> SitePool:
                     raise SiteError(f"{where}.{required}: missing")
             serial = _string(item["serial"], f"{where}.serial")
             feature = _string(item["feature"], f"{where}.feature")
+            with at(f"{where}.feature"):
+                check_feature(rule, feature)
             with at(f"{where}.serial"):
                 validate.name(serial, "serial")
                 if serial == INITIAL + feature:
@@ -189,9 +192,13 @@ def _pool(doc: dict[str, Any], key: str) -> SitePool:
         for project, per in _table(doc["reservations"], f"{key}.reservations").items():
             with at(f"{key}.reservations.{project}"):
                 validate.name(project, "project")
-            pool.reservations[project] = _counts(per, f"{key}.reservations.{project}")
+            pool.reservations[project] = _counts(per, f"{key}.reservations.{project}", rule)
     if "policies" in doc:
         pool.policies = _policies(doc["policies"], f"{key}.policies")
+        for index, policy in enumerate(pool.policies):
+            if policy.feature is not None:
+                with at(f"{key}.policies[{index}].feature"):
+                    check_feature(rule, policy.feature)
     return pool
 
 
