@@ -159,3 +159,11 @@ def test_retrying_another_accounts_session_is_refused(pool, as_user):
     pool("acquire", "p", "--feature", "seats", "--session", "mine")
     r = as_user("acquire", "p", "--feature", "seats", "--session", "mine")
     assert r.code == 7 and "another account" in r.err
+
+
+def test_an_id_given_twice_is_released_once(lt):
+    """Found by the CLI fuzzer while this branch ran it: ``release s2 s2`` was an internal error (exit 1)."""
+    lt("pool", "add", "g", "--product", "genero", "--license", "runtime=3")
+    assert lt("acquire", "g", "--session", "s2").code == 0
+    r = lt("release", "s2", "s2")
+    assert (r.code, r.out.count("released s2")) == (0, 1), r.err

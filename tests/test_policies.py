@@ -289,3 +289,4 @@ def test_policies_and_groups_are_state_that_replays_and_dumps(cad, state):
         tx.put_setting("group:designers", json.dumps(["alice"]))
     diffs = replay.compare(store)
     assert any("policies" in d for d in diffs) and any("group:designers" in d for d in diffs), diffs
+
