@@ -243,7 +243,8 @@ def _audit_recharge(st: ReplayedState, ev: dict[str, Any], pool: Pool, where: st
     if charged in projects:
         st.problems.append(f"{where}: re-charges {seat} although {holder_text(charged)} still holds it")
     if new not in projects:
-        st.problems.append(f"{where}: {holder_text(new)} is not what a session holding {seat} may be charged to")
+        st.problems.append(f"{where}: {holder_text(new)} is not the project of a session holding {seat} "
+                           "(nor a reserve policy one matched)")
     reserved, usage = pool.reserved(ev["feature"]), st.tx.seats_by_project(ev["pool"], ev["feature"])
     room = sorted(p for p in projects if p and usage.get(p, 0) < reserved.get(p, 0))
     if room and new not in room:

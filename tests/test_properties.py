@@ -292,14 +292,6 @@ class MPolicy(NamedTuple):
     def holder(self) -> str:
         return f"{self.target}={self.name}"
 
-    def doc(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, self.target: self.name}
-        if self.count is not None:
-            out["count"] = self.count
-        if self.feature is not None:
-            out["feature"] = self.feature
-        return out
-
 
 POLICY_USERS = ["alice", "bob", "x"]  # user names a policy or group may hold (no commas)
 GROUPS = ["lt-g1", "lt-g2"]  # lictools groups (no Unix group has these names)
