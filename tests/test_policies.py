@@ -290,3 +290,21 @@ def test_policies_and_groups_are_state_that_replays_and_dumps(cad, state):
     diffs = replay.compare(store)
     assert any("policies" in d for d in diffs) and any("group:designers" in d for d in diffs), diffs
 
+
+
+def test_a_pool_document_written_before_policies_loads_on_both_layouts(lt, state):
+    """Both stores keep a pool as a JSON document: one without ``policies`` (an older lictools) reads as none."""
+    import sqlite3
+
+    lt("pool", "add", "old", "--product", "generic", "--license", "f=1")
+    if state.suffix == ".json":
+        doc = json.loads(state.read_text())
+        del doc["pools"]["old"]["policies"]
+        state.write_text(json.dumps(doc))
+    else:
+        with sqlite3.connect(state) as db:
+            db.execute("UPDATE pools SET doc = json_remove(doc, '$.policies') WHERE name = 'old'")
+        db.close()
+    assert lt("--format", "json", "policy", "list", "old").json() == []
+    assert lt("policy", "add", "old", "max", "1", "--user", "a").code == 0
+    assert lt("dump").json()["pools"][0]["policies"] == [{"kind": "max", "user": "a", "count": 1}]
