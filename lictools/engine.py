@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, ContextManager, Iterable, Literal, NamedTuple
 
-from lictools import validate
-from lictools import policies
+from lictools import policies, validate
 from lictools.admission import admit, charge_for, charges, holder_text, reserved_for_others, shared_capacity, shared_used
 from lictools.apply import commit, session_from_grant
 from lictools.errors import ForbiddenError, NotFoundError, UsageError
