@@ -10,15 +10,16 @@ event again (replay, migration) gives the same state to the microsecond.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from lictools import events
 from lictools.errors import DamagedStateError
 from lictools.events import (
-    Config, Deny, Detach, End, Event, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Recharge, Refresh,
-    Reserve,
+    Config, Deny, Detach, End, Event, Grant, GroupRemove, GroupSet, LicenseAdd, LicenseRemove, PolicyAdd, PolicyRemove,
+    PoolAdd, PoolRemove, PoolSet, Recharge, Refresh, Reserve,
 )
-from lictools.model import License, Pool, Session
+from lictools.model import License, Policy, Pool, Session
 from lictools.stores.api import Transaction
 from lictools.timeutil import iso
 
@@ -66,6 +67,10 @@ class NoSuchPool(LookupError):
 
 class NoSuchSeat(LookupError):
     """The event names a seat that no live session holds."""
+
+
+class NoSuchPolicy(LookupError):
+    """The event removes a policy the pool does not have."""
 
 
 def expiry(ts: float, lease: int) -> float | None:
@@ -128,6 +133,36 @@ def _config(tx: Transaction, ev: Config) -> None:
     tx.put_setting(ev["key"], ev.get("value") or None)
 
 
+def _policy_add(tx: Transaction, ev: PolicyAdd) -> None:
+    """Add the policy, or replace the one with its kind, feature and target (a new count), where it was."""
+    pool = _pool(tx, ev["pool"])
+    policy = Policy.from_doc(ev["policy"])
+    kept = [p if p.identity != policy.identity else policy for p in pool.policies]
+    pool.policies = kept if policy in kept else [*kept, policy]
+    tx.put_pool(pool)
+
+
+def _policy_remove(tx: Transaction, ev: PolicyRemove) -> None:
+    pool = _pool(tx, ev["pool"])
+    gone = Policy.from_doc(ev["policy"]).identity
+    if not any(p.identity == gone for p in pool.policies):
+        raise NoSuchPolicy(f"pool {pool.name} has no policy {Policy.from_doc(ev['policy']).text()}")
+    pool.policies = [p for p in pool.policies if p.identity != gone]
+    tx.put_pool(pool)
+
+
+def _group_set(tx: Transaction, ev: GroupSet) -> None:
+    from lictools.policies import GROUP_SETTING
+
+    tx.put_setting(GROUP_SETTING + ev["group"], json.dumps(sorted(ev["members"])))
+
+
+def _group_remove(tx: Transaction, ev: GroupRemove) -> None:
+    from lictools.policies import GROUP_SETTING
+
+    tx.put_setting(GROUP_SETTING + ev["group"], None)
+
+
 # --------------------------------------------------------------------------- sessions
 def _live(tx: Transaction, ev: Refresh | Detach | End) -> Session:
     session = tx.get_session(ev["session"])
@@ -146,7 +181,7 @@ def session_from_grant(ev: Grant) -> Session:
         shared=ev["event"] == "share", terminal=bool(ev.get("terminal")), app=ev.get("app"),
         project=ev.get("project"), parent=ev.get("parent"), root=ev.get("root"), client=ev.get("client"),
         monitor=ev.get("monitor"), pid=ev.get("pid"), seat_project=ev.get("seat_project"), uid=ev.get("uid"),
-        pid_start=ev.get("pid_start"), caller_pid=ev.get("caller_pid"),
+        pid_start=ev.get("pid_start"), caller_pid=ev.get("caller_pid"), reserves=ev.get("reserves") or None,
     )
 
 
@@ -236,4 +271,8 @@ _HANDLERS: dict[str, Callable[[Transaction, Any], Session | None]] = {
     "expire": _end,
     "remove": _end,
     "recharge": _recharge,
+    "policy-add": _policy_add,
+    "policy-remove": _policy_remove,
+    "group-set": _group_set,
+    "group-remove": _group_remove,
 }

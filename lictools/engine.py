@@ -13,16 +13,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, ContextManager, Iterable, Literal, NamedTuple
 
-from lictools import validate
-from lictools.admission import admit, charge_for, shared_capacity, shared_used
+from lictools import policies, validate
+from lictools.admission import admit, charge_for, charges, holder_text, reserved_for_others, shared_capacity, shared_used
 from lictools.apply import commit, session_from_grant
 from lictools.errors import ForbiddenError, NotFoundError, UsageError
 from lictools.events import (
-    Actor, Config, Deny, Detach, End, Grant, LicenseAdd, LicenseRemove, PoolAdd, PoolRemove, PoolSet, Recharge, Refresh,
-    Reserve, VERSION, RequestPart, SessionPart, Stamp,
+    Actor, Config, Deny, Detach, End, Grant, GroupRemove, GroupSet, LicenseAdd, LicenseRemove, PolicyAdd, PolicyRemove,
+    PoolAdd, PoolRemove, PoolSet, Recharge, Refresh, Reserve, VERSION, RequestPart, SessionPart, Stamp,
 )
 from lictools.host import SYSTEM, Host, same_machine
-from lictools.model import License, Pool, Request, Session
+from lictools.model import License, Policy, Pool, Request, Session
 from lictools.rules import check_feature, check_options, get_rule
 from lictools.rules.base import Rule
 from lictools.stores.api import Transaction
@@ -45,6 +45,8 @@ class Outcome(NamedTuple):
     retry: bool = False
     denial_text: str | None = None
     holders: tuple[str, ...] = ()
+    # the pool policy that refused it (None: granted, or refused for capacity)
+    policy: Policy | None = None
 
     def to_doc(self) -> dict[str, Any]:
         """The ``acquire --format json`` object (SPEC.md section 3)."""
@@ -60,6 +62,7 @@ class Outcome(NamedTuple):
             "reason": self.reason,
             "issued": self.issued,
             "in_use": self.in_use,
+            "policy": self.policy.to_doc() if self.policy else None,
         }
 
 
@@ -142,39 +145,36 @@ def _end(
     return _settle_seat(tx, session)
 
 
-def _project_text(project: str | None) -> str:
-    return f"project {project}" if project else "no project"
-
-
 def _settle_seat(tx: Transaction, ended: Session) -> bool:
     """After ``ended`` ended: True when its seat was freed.
 
-    A seat still held stays charged to a project one of its sessions belongs to: when none of the
-    sessions left is of the project it was charged to, journal a ``recharge`` (in this transaction)
-    to the project :func:`lictools.admission.charge_for` picks. Otherwise a grouped seat opened from
-    a reservation would keep counting as that reservation while only other projects use it, and the
-    reservation would stop protecting its project (issue 10).
+    A seat still held stays charged to what one of its sessions may be charged to (its project, or a
+    ``reserve`` policy it matched): when none of the sessions left may carry the seat's charge, journal
+    a ``recharge`` (in this transaction) to what :func:`lictools.admission.charge_for` picks. Otherwise a
+    grouped seat opened from a reservation would keep counting as that reservation while only others
+    use it, and the reservation would stop protecting its holder (issue 10).
     """
     holders = tx.find_sessions(pool=ended.pool, feature=ended.feature, seat=ended.seat)
     if not holders:
         return True
     charged = holders[0].seat_project
-    projects = [h.project for h in holders]
-    if charged in projects:
+    candidates = [charges(h.project, h.reserves) for h in holders]
+    if any(charged in keys for keys in candidates):
         return False
     pool = get_pool(tx, ended.pool)
     reserved = pool.reserved(ended.feature)
     usage = tx.seats_by_project(pool.name, ended.feature)
-    project = charge_for(projects, reserved, usage)
+    project = charge_for(candidates, reserved, usage)
     after = dict(usage)
     after[charged] = after.get(charged, 1) - 1
     after[project] = after.get(project, 0) + 1
-    left = f"no session of {_project_text(charged)} holds seat {ended.seat} any more"
+    left = f"no session of {holder_text(charged)} holds seat {ended.seat} any more"
     if project and after[project] <= reserved.get(project, 0):
-        reason = (f"{left}; charged to project {project}, whose sessions hold it, within its "
+        whose = "whose sessions hold it" if "=" not in project else "which a session holding it matches"
+        reason = (f"{left}; charged to {holder_text(project)}, {whose}, within its "
                   f"{reserved[project]} reserved seat(s)")
     else:
-        reason = (f"{left}; charged to {_project_text(project)} of its oldest session, beyond the reservations "
+        reason = (f"{left}; charged to {holder_text(project)} of its oldest session, beyond the reservations "
                   "(no project holding it has a reserved seat free)")
         used, cap = shared_used(after, reserved), shared_capacity(pool.issued(ended.feature), reserved)
         if reserved and used > cap:
@@ -266,10 +266,11 @@ def add_pool(
     return get_pool(tx, name)
 
 
-def set_pool_options(tx: Transaction, name: str, options: dict[str, str]) -> Pool:
-    """Change pool options (checked against the product's option list)."""
+def set_pool_options(tx: Transaction, name: str, options: dict[str, str], replace_all: bool = False) -> Pool:
+    """Change pool options (checked against the product's option list); ``replace_all``: the options not
+    given go back to their defaults."""
     pool = get_pool(tx, name)
-    checked = check_options(rule_of(pool), {**pool.options, **options})
+    checked = check_options(rule_of(pool), options if replace_all else {**pool.options, **options})
     event: PoolSet = {"event": "pool-set", **_stamp(tx), "pool": name, "options": checked}
     commit(tx, event)
     return get_pool(tx, name)
@@ -327,6 +328,45 @@ def add_license(
                          "serial": serial, "count": count, "issued": issued, "host_lock": host_lock}
     commit(tx, event)
     return LicenseResult("loaded", lic, f"loaded serial {serial}: {count} {feature} seat(s); issued now {issued}")
+
+
+def set_license(
+    tx: Transaction, pool_name: str, serial: str, feature: str, count: int, host_lock: str | None = None,
+    host: Host = SYSTEM,
+) -> LicenseResult:
+    """Make serial ``serial`` load exactly ``count`` seats of ``feature`` (a site file's declaration):
+    ``loaded``, ``changed`` (unloaded and loaded again with the new count, in this transaction),
+    ``already-loaded`` (as declared: nothing journaled) or ``not-loaded`` (locked to another host; a
+    copy loaded before is unloaded). UsageError when the pool's reservations would exceed its seats.
+    """
+    pool = get_pool(tx, pool_name)
+    feature = check_feature(rule_of(pool), feature)
+    validate.name(serial, "serial")
+    validate.count(count, "license count")
+    old = next((lic for lic in pool.licenses if lic.serial == serial), None)
+    wanted = License(serial, feature, count, host_lock, tx.now)
+    if old is not None and (old.feature, old.count, old.host_lock) == (feature, count, host_lock):
+        return LicenseResult("already-loaded", old, f"serial {serial} is loaded as declared")
+    here = host.node()
+    locked_elsewhere = bool(host_lock) and not same_machine(host_lock or "", here)
+    for changed in {feature, old.feature if old else feature}:
+        left = pool.issued(changed) - (old.count if old and old.feature == changed else 0)
+        left += count if changed == feature and not locked_elsewhere else 0
+        reserved = sum(pool.reserved(changed).values())
+        if reserved > left:
+            raise UsageError(f"serial {serial}: {left} {changed} seat(s) would be issued, fewer than the {reserved} reserved")
+    if old is not None:
+        unload: LicenseRemove = {"event": "license-remove", **_stamp(tx), "pool": pool_name, "feature": old.feature,
+                                 "serial": serial, "issued": pool.issued(old.feature) - old.count}
+        commit(tx, unload)
+    if locked_elsewhere:
+        return LicenseResult("not-loaded", wanted, f"serial {serial} is locked to host {host_lock}, not this machine "
+                                                   f"({here}); not loaded")
+    issued = get_pool(tx, pool_name).issued(feature) + count
+    event: LicenseAdd = {"event": "license-add", **_stamp(tx), "pool": pool_name, "feature": feature,
+                         "serial": serial, "count": count, "issued": issued, "host_lock": host_lock}
+    commit(tx, event)
+    return LicenseResult("changed" if old else "loaded", wanted, f"serial {serial}: {count} {feature} seat(s); issued now {issued}")
 
 
 def remove_license(tx: Transaction, pool_name: str, serial: str) -> License:
@@ -393,7 +433,7 @@ def plan_reservations(pool: Pool, wanted: dict[str, dict[str, int]], replace_all
             target.setdefault(project, {})[feature] = validate.count(count, "reserved count")
     problems = []
     for feature in sorted({f for per in target.values() for f in per}):
-        total = sum(per.get(feature, 0) for per in target.values())
+        total = sum(per.get(feature, 0) for per in target.values()) + _policy_reserved(pool, feature)
         if total > pool.issued(feature):
             problems.append(f"{feature}: {total} reserved > {pool.issued(feature)} issued")
     if problems:
@@ -420,6 +460,83 @@ def set_reservations(tx: Transaction, pool_name: str, changes: Iterable[Reservat
 def set_setting(tx: Transaction, key: str, value: str | None, actor: str | None = None, host: Host = SYSTEM) -> None:
     """Set (or, with None, clear) a state-wide setting; journaled with who did it."""
     event: Config = {"event": "config", **_stamp(tx), "key": key, "value": value, **_actor(host, actor)}
+    commit(tx, event)
+
+
+# --------------------------------------------------------------------------- policies and groups
+def _policy_reserved(pool: Pool, feature: str, but: Policy | None = None) -> int:
+    """Seats of ``feature`` that ``reserve`` policies keep (``but`` one of them left out)."""
+    return sum(p.count or 0 for p in policies.applying(pool, feature, ("reserve",))
+               if but is None or p.identity != but.identity)
+
+
+def add_policy(tx: Transaction, pool_name: str, policy: Policy, actor: str | None = None, host: Host = SYSTEM) -> bool:
+    """Add ``policy`` to the pool, or give the one of its kind, feature and target its count; False when the
+    pool already has it as it is (nothing journaled).
+
+    UsageError (exit 2): a feature the product does not have, a group that is neither a lictools group
+    nor a Unix group, a ``reserve`` (its feature defaults to the product's only one) that would reserve
+    more seats than are issued, projects' reservations included.
+    """
+    pool = get_pool(tx, pool_name)
+    rule = rule_of(pool)
+    if policy.feature is not None or policy.kind == "reserve":
+        policy = replace(policy, feature=check_feature(rule, policy.feature))
+    policy = policies.make(policy.kind, policy.target, policy.name, policy.feature, policy.count)
+    if policy.target == "group" and not policies.members(tx).known(policy.name):
+        raise UsageError(f"{policy.text()}: no lictools group or Unix group is called {policy.name!r} "
+                         "(create it with 'lictools group set')")
+    if policy in pool.policies:
+        return False
+    if policy.kind == "reserve" and policy.feature is not None:
+        projects = sum(n for k, n in pool.reserved(policy.feature).items() if "=" not in k)
+        total = projects + _policy_reserved(pool, policy.feature, but=policy) + (policy.count or 0)
+        if total > pool.issued(policy.feature):
+            raise UsageError(f"{policy.text()} would reserve {total} {policy.feature} seat(s), more than the "
+                             f"{pool.issued(policy.feature)} issued in pool {pool.name}")
+    event: PolicyAdd = {"event": "policy-add", **_stamp(tx), "pool": pool.name, "policy": policy.to_doc(),
+                        **_actor(host, actor)}
+    commit(tx, event)
+    return True
+
+
+def remove_policy(tx: Transaction, pool_name: str, policy: Policy, actor: str | None = None, host: Host = SYSTEM) -> Policy:
+    """Remove the pool's policy of ``policy``'s kind, feature and target (its count is not compared);
+    NotFoundError (exit 4) when it has none. Returns the policy removed."""
+    pool = get_pool(tx, pool_name)
+    if policy.feature is not None or policy.kind == "reserve":
+        policy = replace(policy, feature=check_feature(rule_of(pool), policy.feature))
+    found = next((p for p in pool.policies if p.identity == policy.identity), None)
+    if found is None:
+        raise NotFoundError(f"pool {pool.name} has no policy {replace(policy, count=None).text()}")
+    event: PolicyRemove = {"event": "policy-remove", **_stamp(tx), "pool": pool.name, "policy": found.to_doc(),
+                           **_actor(host, actor)}
+    commit(tx, event)
+    return found
+
+
+def set_group(tx: Transaction, name: str, members: Iterable[str], actor: str | None = None, host: Host = SYSTEM) -> bool:
+    """Create lictools group ``name`` or replace its members; False when it already has exactly these."""
+    policies.check_group_name(name)
+    wanted = sorted({policies.check_member(m) for m in members})
+    if policies.groups(tx.get_settings()).get(name) == wanted:
+        return False
+    event: GroupSet = {"event": "group-set", **_stamp(tx), "group": name, "members": wanted, **_actor(host, actor)}
+    commit(tx, event)
+    return True
+
+
+def remove_group(tx: Transaction, name: str, actor: str | None = None, host: Host = SYSTEM) -> None:
+    """Delete lictools group ``name``: NotFoundError (exit 4) when there is none, UsageError (exit 2) while a
+    policy names it (the policy would fall back to a Unix group of that name, or name nobody)."""
+    policies.check_group_name(name)
+    if name not in policies.groups(tx.get_settings()):
+        raise NotFoundError(f"no lictools group called {name!r}")
+    users = [f"{p.name}: {policy.text()}" for p in tx.list_pools() for policy in p.policies
+             if policy.target == "group" and policy.name == name]
+    if users:
+        raise UsageError(f"group {name} is named by {len(users)} policy(ies) ({'; '.join(users[:3])}); remove them first")
+    event: GroupRemove = {"event": "group-remove", **_stamp(tx), "group": name, **_actor(host, actor)}
     commit(tx, event)
 
 
@@ -451,7 +568,8 @@ def acquire(
 ) -> Outcome:
     """Grant, share or deny a seat for ``request``; idempotent by session id.
 
-    A session whose seat key is already in use always joins it, even in a full pool. With
+    A session whose seat key is already in use always joins it, even in a full pool, unless an
+    ``exclude`` or ``include`` policy keeps its user or host from the feature (lictools-policies(7)). With
     ``dry_run`` nothing is written and nothing is journaled; ``journal_denial=False`` skips the
     ``deny`` event (for the attempts of ``--wait`` before the last). ``admin``: the caller may
     claim any ``--user`` and ``--parent`` even where the pool trusts no claims (``trust_claims=no``).
@@ -473,22 +591,39 @@ def acquire(
     held = tx.count_seat_sessions(pool.name, feature, seat.key)
     usage = tx.seats_by_project(pool.name, feature)
     in_use = sum(usage.values())
+    reserves: list[str] = []
+    if pool.policies:
+        members = policies.members(tx)
+        refusal = policies.access(pool, feature, request.user, request.client_host, members)
+        if refusal is None and not held:
+            refusal = policies.maximum(tx, pool, feature, request.user, request.client_host, members)
+        if refusal is not None:
+            journaled = f"{refusal.policy.text()}: {refusal.reason}"
+            return _deny(tx, pool, request, feature, seat.key, in_use, (f"denied by policy {journaled}", journaled),
+                         refusal.policy, dry_run, journal_denial)
+        reserves = policies.reserves(pool, feature, request.user, request.client_host, members)
     if held:
         holders = tx.find_sessions(pool=pool.name, feature=feature, seat=seat.key)
         shared, seat_project = True, holders[0].seat_project
         reason = f"shares seat {seat.key} already held by {len(holders)} session(s): {seat.why}; it costs no new seat"
     else:
         holders = []
-        admission = admit(issued, pool.reserved(feature), usage, request.project)
+        reserved = pool.reserved(feature)
+        admission = admit(issued, reserved, usage, request.project, reserves)
         if not admission.granted:
-            reason = f"denied: needs a new seat {seat.key}, no live session holds that key ({seat.why}), but {admission.reason}"
-            if not dry_run and journal_denial:
-                deny: Deny = {"event": "deny", **_stamp(tx), **_request_fields(request), "feature": feature,
-                              "seat": seat.key, "in_use": in_use, "reason": admission.reason, "lease": request.lease}
-                commit(tx, deny)
-            return Outcome(False, pool.name, feature, seat.key, None, False, reason, issued, in_use,
-                           denial_text=rule.DENIAL_TEXT)
-        shared, seat_project = False, request.project
+            blocking = reserved_for_others(issued, reserved, usage, request.project, reserves,
+                                           [p.holder for p in policies.applying(pool, feature, ("reserve",))])
+            why = f"needs a new seat {seat.key}, no live session holds that key ({seat.why}), but {admission.reason}"
+            if blocking:
+                policy = policies.reserve_policy(pool, feature, blocking[0])
+                others = f" (and {', '.join(holder_text(k) for k in blocking[1:])})" if blocking[1:] else ""
+                reserved_text = f"{policy.text()}: the free seat(s) are reserved for {holder_text(blocking[0])}{others}"
+                return _deny(tx, pool, request, feature, seat.key, in_use,
+                             (f"denied by policy {reserved_text}; {why}", f"{reserved_text}; {admission.reason}"),
+                             policy, dry_run, journal_denial)
+            return _deny(tx, pool, request, feature, seat.key, in_use, (f"denied: {why}", admission.reason), None,
+                         dry_run, journal_denial)
+        shared, seat_project = False, admission.charge
         reason = f"new seat {seat.key} ({seat.why}), {admission.reason}"
 
     after = in_use + (0 if shared else 1)
@@ -498,12 +633,31 @@ def acquire(
     event: Grant = {
         "event": "share" if shared else "grant", **_stamp(tx), **_request_fields(counted), "feature": feature,
         "seat": seat.key, "root": seat.root, "seat_project": seat_project, "lease": lease, "in_use": after,
+        "reserves": reserves or None,
     }
     if request.pid is not None and request.node == host.node():
         event["pid_start"] = host.process_start(request.pid)
     session = session_from_grant(event) if dry_run else commit(tx, event)
     return Outcome(True, pool.name, feature, seat.key, session, shared, reason, issued, after,
                    holders=tuple(h.id for h in holders))
+
+
+def _deny(
+    tx: Transaction, pool: Pool, request: Request, feature: str, seat: str, in_use: int, reasons: tuple[str, str],
+    policy: Policy | None, dry_run: bool, journal_denial: bool,
+) -> Outcome:
+    """Refuse ``request``: journal a ``deny`` (unless ``dry_run`` or not ``journal_denial``) carrying the
+    refusing ``policy``, or none for a capacity denial. ``reasons``: the outcome's and the journal's."""
+    reason, journaled = reasons
+    if not dry_run and journal_denial:
+        deny: Deny = {"event": "deny", **_stamp(tx), **_request_fields(request), "feature": feature,
+                      "seat": seat, "in_use": in_use, "reason": journaled,
+                      "lease": request.lease, "policy": policy.to_doc() if policy else None}
+        commit(tx, deny)
+    # a policy denial is lictools' own, not the product's "user limit" text
+    denial_text = None if policy else rule_of(pool).DENIAL_TEXT
+    return Outcome(False, pool.name, feature, seat, None, False, reason, pool.issued(feature), in_use,
+                   denial_text=denial_text, policy=policy)
 
 
 def _check_claims(tx: Transaction, pool: Pool, request: Request, host: Host) -> None:
@@ -581,8 +735,9 @@ def _lookup(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tupl
     With ``uid`` (a non-admin caller) every session must have been acquired by that account,
     else ForbiddenError (exit 7) before anything changes.
     """
-    found, missing = [], []
-    for session_id in ids:
+    found: list[Session] = []
+    missing: list[str] = []
+    for session_id in dict.fromkeys(ids):  # an id given twice is handled once
         session = tx.get_session(session_id) if isinstance(session_id, str) and session_id.isprintable() else None
         if session is None:
             missing.append(session_id)

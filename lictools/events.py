@@ -14,6 +14,11 @@ read as version 0, which differs from 1 only in what 1 added (``v``; ``linger`` 
 Version 2 adds the ``recharge`` kind (an event that ends a session is followed, in the same
 transaction, by the ``recharge`` of its seat when the seat stays held but no session of the project
 it was charged to is left) and ``caller_pid`` on session events.
+
+Pool policies and lictools groups (lictools-policies(7)) add, within version 2, the kinds
+``policy-add``, ``policy-remove``, ``group-set`` and ``group-remove``, ``reserves`` on ``grant`` and
+``share``, and ``policy`` on ``deny``: a denial carrying ``policy`` was refused by that pool policy,
+one without it by capacity (no seat free, or the free ones reserved for projects).
 """
 
 from typing import Any, Literal, NotRequired, Required, TypedDict, Union
@@ -128,6 +133,34 @@ class Reserve(Stamp):
     count: int
 
 
+class PolicyAdd(Stamp, Actor):
+    """A pool policy added, or (same kind, feature and target) its count changed; ``policy`` is its document
+    (:meth:`lictools.model.Policy.to_doc`: ``{"kind": "max", "user": "alice", "count": 2}``)."""
+
+    event: Literal["policy-add"]
+    pool: str
+    policy: dict[str, Any]
+
+
+class PolicyRemove(Stamp, Actor):
+    event: Literal["policy-remove"]
+    pool: str
+    policy: dict[str, Any]
+
+
+class GroupSet(Stamp, Actor):
+    """A lictools group created or its members replaced."""
+
+    event: Literal["group-set"]
+    group: str
+    members: list[str]
+
+
+class GroupRemove(Stamp, Actor):
+    event: Literal["group-remove"]
+    group: str
+
+
 class Config(Stamp, Actor):
     event: Literal["config"]
     key: str
@@ -142,6 +175,8 @@ class Grant(_SessionEvent):
     event: Literal["grant", "share"]
     lease: int
     expires: NotRequired[str | None]
+    # the ``reserve`` policies the request matched (holder keys): what its seat may also be charged to
+    reserves: NotRequired[list[str] | None]
 
 
 class Deny(Stamp, _Attributes):
@@ -155,6 +190,8 @@ class Deny(Stamp, _Attributes):
     in_use: int
     reason: str
     lease: NotRequired[int | None]
+    # the pool policy that refused it (its document); absent: refused for capacity
+    policy: NotRequired[dict[str, Any] | None]
 
 
 class Refresh(Stamp):
@@ -206,6 +243,7 @@ class Recharge(Stamp):
 
 Event = Union[
     PoolAdd, PoolSet, PoolRemove, LicenseAdd, LicenseRemove, Reserve, Config, Grant, Deny, Refresh, Detach, End, Recharge,
+    PolicyAdd, PolicyRemove, GroupSet, GroupRemove,
 ]
 
 KINDS: dict[str, type] = {
@@ -225,6 +263,10 @@ KINDS: dict[str, type] = {
     "expire": End,
     "remove": End,
     "recharge": Recharge,
+    "policy-add": PolicyAdd,
+    "policy-remove": PolicyRemove,
+    "group-set": GroupSet,
+    "group-remove": GroupRemove,
 }
 """Every event kind and its record."""
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from lictools import engine, events
-from lictools.admission import admit, shared_capacity
+from lictools import engine, events, policies
+from lictools.admission import admit, holder_text, shared_capacity
 from lictools.errors import LictoolsError
-from lictools.model import Request, Session
+from lictools.model import Policy, Request, Session
 from lictools.stores.api import Transaction
 from lictools.timeutil import iso
 
@@ -71,13 +71,15 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
             f"seat, even when the pool is full)"
         )
         if session.seat_project:
-            cost += f"; the seat counts for project {session.seat_project}"
+            cost += f"; the seat counts for {holder_text(session.seat_project)}"
             if session.seat_project == session.project:
                 cost += " (a session of that project holds it: a seat is charged to a project whose sessions hold it)"
     else:
         cost = f"opened seat {session.seat}: it was the first live session with this key, so it took one new seat"
         if session.seat_project:
-            cost += f", charged to project {session.seat_project}"
+            cost += f", charged to {holder_text(session.seat_project)}"
+            if "=" in session.seat_project:
+                cost += " (taken from the seats its RESERVE policy keeps)"
     if others:
         holders_text = f"{len(holders)} session(s) share seat {session.seat}: " + ", ".join(_who(h) for h in holders)
         after = f"if it ends, seat {session.seat} stays held by {len(others)} other session(s)"
@@ -85,8 +87,16 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
         holders_text = f"only this session holds seat {session.seat}"
         after = f"if it ends, seat {session.seat} is freed ({free + 1} of {issued} free)"
 
-    ok, next_why = admit(issued, reservations, usage, session.project)
-    next_seat = {"granted": ok, "reason": next_why}
+    applying = policies.applying(pool, session.feature)
+    members = policies.members(tx)
+    refusal = (policies.access(pool, session.feature, session.user, session.host, members)
+               or policies.maximum(tx, pool, session.feature, session.user, session.host, members))
+    if refusal is not None:
+        ok, next_why = False, f"by policy {refusal.policy.text()}: {refusal.reason}"
+    else:
+        reserves = policies.reserves(pool, session.feature, session.user, session.host, members)
+        ok, next_why, _ = admit(issued, reservations, usage, session.project, reserves)
+    next_seat = {"granted": ok, "reason": next_why, "policy": refusal.policy.to_doc() if refusal else None}
     for_project = f" for project {session.project}" if session.project else ""
     next_text = (
         f"another session{for_project} needing a new seat would be "
@@ -95,7 +105,7 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
     )
     seats_text = f"{session.feature} in pool {pool.name}: {issued} issued, {in_use} in use, {free} free"
     if reserved:
-        seats_text += ", reserved " + ", ".join(f"{n} for {p}" for p, n in sorted(reservations.items()))
+        seats_text += ", reserved " + ", ".join(f"{n} for {holder_text(p)}" for p, n in sorted(reservations.items()))
         seats_text += f" (shared seats: {shared_capacity(issued, reservations)})"
 
     if session.detached:
@@ -128,6 +138,7 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
         f"cost     : {cost}",
         f"holders  : {holders_text}",
         f"seats    : {seats_text}",
+        *([f"policies : {', '.join(p.text() for p in applying)} (lictools-policies(7))"] if applying else []),
         f"next     : {next_text}",
         f"lease    : {lease_text}",
         f"after    : {after}",
@@ -156,6 +167,7 @@ def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
         "reserved": reserved,
         "reservations": reservations,
         "next_seat": next_seat,
+        "policies": [p.to_doc() for p in applying],
         "detached": session.detached,
         "expires": iso(session.expires),
         "lines": lines,
@@ -181,7 +193,16 @@ def explain_ended(journal: Iterable[dict[str, Any]], session_id: str) -> dict[st
         return None
     kind = last["event"]
     where = f"pool {last.get('pool')}, feature {last.get('feature')}"
-    if kind == "deny":
+    policy = Policy.from_doc(last["policy"]) if kind == "deny" and last.get("policy") else None
+    if policy is not None:
+        lines = [
+            f"session  : {session_id} was refused at {last.get('time')} ({where})",
+            f"policy   : {policy.text()}: a policy of pool {last.get('pool')} refused it, not a lack of seats",
+            f"why      : {last.get('reason')}",
+            f"seats    : {last.get('in_use')} in use at that moment",
+            "next     : it holds nothing; lictools policy list shows the pool's policies",
+        ]
+    elif kind == "deny":
         lines = [
             f"session  : {session_id} was refused a seat at {last.get('time')} ({where})",
             f"seat     : it needed a new seat {last.get('seat')}: no live session had that seat key, "
@@ -218,5 +239,6 @@ def explain_ended(journal: Iterable[dict[str, Any]], session_id: str) -> dict[st
         "reason": last.get("reason"),
         "by": last.get("by"),
         "in_use": last.get("in_use"),
+        "policy": last.get("policy") if kind == "deny" else None,
         "lines": lines,
     }

@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+POLICY_KINDS = ("max", "include", "exclude", "reserve")
+"""The options-file keywords a pool policy can be (FlexNet's options file, RLM's ISV options)."""
+
+POLICY_TARGETS = ("user", "group", "host")
+"""What a policy names: one user (``*`` for every user, ``max`` only), one group, or one client host."""
+
 
 @dataclass(slots=True)
 class License:
@@ -26,6 +32,56 @@ class License:
                 "host_lock": self.host_lock, "loaded": self.loaded}
 
 
+@dataclass(slots=True, frozen=True)
+class Policy:
+    """One line of a pool's options file: ``MAX 2 solver USER alice``, ``EXCLUDE GROUP contractors`` ...
+
+    ``feature`` None: every feature of the pool (each counted on its own). ``count``: seats, for
+    ``max`` and ``reserve`` only. The policy's identity is everything but ``count``: a pool holds one
+    policy per kind, feature and target (lictools-policies(7)).
+    """
+
+    kind: str
+    target: str
+    name: str
+    feature: str | None = None
+    count: int | None = None
+
+    @property
+    def identity(self) -> tuple[str, str | None, str, str]:
+        return (self.kind, self.feature, self.target, self.name)
+
+    @property
+    def holder(self) -> str:
+        """The key a ``reserve`` policy's seats are charged to (``user=alice``); no project name holds ``=``."""
+        return f"{self.target}={self.name}"
+
+    def text(self) -> str:
+        """The policy as an options-file line: ``MAX 2 solver USER alice``, ``EXCLUDE GROUP contractors``."""
+        parts = [self.kind.upper()]
+        if self.count is not None:
+            parts.append(str(self.count))
+        if self.feature is not None:
+            parts.append(self.feature)
+        parts += [self.target.upper(), self.name]
+        return " ".join(parts)
+
+    def to_doc(self) -> dict[str, Any]:
+        """``{"kind": "max", "user": "alice", "count": 2, "feature": "solver"}``: the shape of the site file,
+        the pool document, the policy events and the ``policy`` key of a ``deny`` event."""
+        doc: dict[str, Any] = {"kind": self.kind, self.target: self.name}
+        if self.count is not None:
+            doc["count"] = self.count
+        if self.feature is not None:
+            doc["feature"] = self.feature
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Policy:
+        target = next(t for t in POLICY_TARGETS if t in doc)
+        return cls(doc["kind"], target, doc[target], doc.get("feature"), doc.get("count"))
+
+
 @dataclass(slots=True)
 class Pool:
     """One licensed product installation."""
@@ -37,14 +93,19 @@ class Pool:
     # project -> feature -> reserved seats
     reservations: dict[str, dict[str, int]] = field(default_factory=dict)
     created: float = 0.0
+    # the pool's options-file lines, in the order they were added
+    policies: list[Policy] = field(default_factory=list)
 
     def issued(self, feature: str) -> int:
         """Seats issued for ``feature``: the sum over every loaded serial."""
         return sum(lic.count for lic in self.licenses if lic.feature == feature)
 
     def reserved(self, feature: str) -> dict[str, int]:
-        """Project -> reserved seats for ``feature`` (projects with zero left out)."""
-        return {p: per[feature] for p, per in self.reservations.items() if per.get(feature)}
+        """Who has seats of ``feature`` reserved -> how many (zero left out): each project with a reservation,
+        then each ``reserve`` policy by its :attr:`Policy.holder` key (``user=alice``)."""
+        out = {p: per[feature] for p, per in self.reservations.items() if per.get(feature)}
+        out.update((p.holder, p.count) for p in self.policies if p.kind == "reserve" and p.feature == feature and p.count)
+        return out
 
     def to_doc(self) -> dict[str, Any]:
         """A JSON-ready copy (nothing aliased with the pool)."""
@@ -55,6 +116,7 @@ class Pool:
             "licenses": [lic.to_doc() for lic in self.licenses],
             "reservations": {p: dict(per) for p, per in self.reservations.items()},
             "created": self.created,
+            "policies": [p.to_doc() for p in self.policies],
         }
 
     @classmethod
@@ -66,6 +128,7 @@ class Pool:
             licenses=[License(**lic) for lic in doc.get("licenses", [])],
             reservations={p: dict(per) for p, per in doc.get("reservations", {}).items()},
             created=doc.get("created", 0.0),
+            policies=[Policy.from_doc(p) for p in doc.get("policies", [])],
         )
 
 
@@ -138,6 +201,9 @@ class Session:
     pid_start: int | None = None
     # the process that ran ``acquire`` (shown by ``info users`` without ``pid``; never checked by gc)
     caller_pid: int | None = None
+    # the ``reserve`` policies (holder keys, ``user=alice``) it matched when it started: besides its
+    # project's reservation, the reservations its seat may be charged to (lictools-policies(7))
+    reserves: list[str] | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SESSION_FIELDS}

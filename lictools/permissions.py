@@ -2,7 +2,8 @@
 
 Admins are root, the account owning the state, and members of the state's ``admin_group``
 setting (``lictools config admin_group GROUP``). Admin commands: ``remove``, ``pool add|set|remove``,
-``license add|remove``, ``reserve``, ``config`` changes and ``doctor --restore``. Everybody else may
+``license add|remove``, ``reserve``, ``policy add|remove``, ``group set|remove``, ``apply``, ``config``
+changes and ``doctor --restore``. Everybody else may
 acquire, and release, detach or refresh only the sessions their own account acquired.
 
 This guards the tool, not the file: whoever can write a group-shared state file can edit it.
@@ -13,6 +14,9 @@ from __future__ import annotations
 import os
 
 from lictools.errors import ForbiddenError, UsageError
+
+SETTINGS = {"admin_group": "group (name or number) whose members may run admin commands, like FlexNet's lmadmin"}
+"""The state-wide settings (``lictools config``, a site file's ``[settings]``) and what each means."""
 
 
 def _group_id(group: str) -> int | None:

@@ -62,8 +62,8 @@ import os
 from typing import Any, Iterable
 
 from lictools import events as kinds
-from lictools.admission import shared_capacity, shared_used
-from lictools.apply import NoSuchPool, NoSuchSeat, NoSuchSession, UnknownEvent, apply
+from lictools.admission import charges, holder_text, shared_capacity, shared_used
+from lictools.apply import NoSuchPolicy, NoSuchPool, NoSuchSeat, NoSuchSession, UnknownEvent, apply
 from lictools.errors import DamagedStateError
 from lictools.model import SESSION_FIELDS, Pool, Session
 from lictools.stores.memory import MemoryTransaction, empty_document
@@ -104,15 +104,17 @@ class ReplayedState:
         return {s.id: s.to_doc() for s in self.tx.find_sessions()}
 
 
-def may_open_seat(issued: int, reserved: dict[str, int], usage: dict[str | None, int], project: str | None) -> bool:
+def may_open_seat(
+    issued: int, reserved: dict[str, int], usage: dict[str | None, int], project: str | None, reserves: Iterable[str] = (),
+) -> bool:
     """SPEC.md section 2 as a yes/no: may a new seat open? (the audit's statement, apart from the engine's reasons)
 
-    A project below its reservation takes a reserved seat; anyone else needs a free shared seat
-    (shared = issued - sum of reservations); and never beyond the issued count.
+    A project (or a ``reserve`` policy holder the request matched, ``reserves``) below its reservation
+    takes a reserved seat; anyone else needs a free shared seat (shared = issued - sum of
+    reservations); and never beyond the issued count.
     """
     in_use = sum(usage.values())
-    own = reserved.get(project, 0) if project else 0
-    if own and usage.get(project, 0) < own:
+    if any(key and usage.get(key, 0) < reserved.get(key, 0) for key in [project, *reserves]):
         return in_use < issued
     return shared_used(usage, reserved) < shared_capacity(issued, reserved) and in_use < issued
 
@@ -138,7 +140,7 @@ def replay(events: Iterable[dict[str, Any]]) -> ReplayedState:
         _audit_before(st, ev, where)
         try:
             apply(tx, ev)
-        except (NoSuchSession, NoSuchPool, NoSuchSeat) as exc:
+        except (NoSuchSession, NoSuchPool, NoSuchSeat, NoSuchPolicy) as exc:
             st.problems.append(f"{where}: {exc.args[0]} at this point of the journal")
             continue
         except UnknownEvent:
@@ -168,7 +170,9 @@ def _audit_before(st: ReplayedState, ev: dict[str, Any], where: str) -> None:
     elif kind in ("grant", "share"):
         _audit_grant(st, ev, pool, where)
     elif kind == "deny" and pool is not None and tx.count_seat_sessions(ev["pool"], ev["feature"], ev.get("seat", "")):
-        st.violations.append(f"{where}: denied although seat {ev['seat']!r} was already held (it costs no new seat)")
+        # only who may use the feature at all (include / exclude) refuses a session joining a held seat
+        if (ev.get("policy") or {}).get("kind") not in ("include", "exclude"):
+            st.violations.append(f"{where}: denied although seat {ev['seat']!r} was already held (it costs no new seat)")
     elif kind in ("refresh", "detach", "release", "expire", "remove"):
         _audit_session_change(st, ev, pool, where)
     elif kind == "recharge" and pool is not None:
@@ -184,8 +188,9 @@ def _audit_grant(st: ReplayedState, ev: dict[str, Any], pool: Pool | None, where
         st.problems.append(f"{where}: shares seat {ev.get('seat')!r}, which no live session holds")
     if ev["event"] == "grant" and held:
         st.problems.append(f"{where}: opens seat {ev.get('seat')!r}, which live sessions already hold (should be a share)")
-    if ev["event"] == "grant" and ev.get("seat_project") != ev.get("project"):
-        st.problems.append(f"{where}: opens a seat charged to {ev.get('seat_project')!r}, not its project {ev.get('project')!r}")
+    if ev["event"] == "grant" and ev.get("seat_project") not in charges(ev.get("project"), ev.get("reserves")):
+        st.problems.append(f"{where}: opens a seat charged to {ev.get('seat_project')!r}, not its project {ev.get('project')!r}"
+                           " nor a reserve policy it matched")
     if ev["event"] == "share" and held:
         charged = tx.find_sessions(pool=ev["pool"], feature=ev["feature"], seat=ev["seat"])[0].seat_project
         if ev.get("seat_project") != charged:
@@ -193,7 +198,7 @@ def _audit_grant(st: ReplayedState, ev: dict[str, Any], pool: Pool | None, where
     if ev["event"] == "grant" and pool is not None:
         feature = ev["feature"]
         issued, reserved, usage = pool.issued(feature), pool.reserved(feature), tx.seats_by_project(pool.name, feature)
-        if not may_open_seat(issued, reserved, usage, ev.get("project")):
+        if not may_open_seat(issued, reserved, usage, ev.get("project"), ev.get("reserves") or ()):
             st.violations.append(
                 f"{where}: opened seat {ev.get('seat')!r} for project {ev.get('project')} with {sum(usage.values())} of "
                 f"{issued} in use, reservations {reserved}, shared used {shared_used(usage, reserved)}: oversold"
@@ -225,31 +230,33 @@ def _audit_session_change(st: ReplayedState, ev: dict[str, Any], pool: Pool | No
             st.problems.append(f"{where}: kept the session {ev.get('linger')} s although the pool's detach timeout is {linger} s")
 
 
-def _project(project: str | None) -> str:
-    return f"project {project}" if project else "no project"
-
-
 def _audit_recharge(st: ReplayedState, ev: dict[str, Any], pool: Pool, where: str) -> None:
     """A recharge must move a seat its charged project left to a project holding it, within a holder's
     reservation whenever one has a reserved seat free."""
     holders = st.tx.find_sessions(pool=ev["pool"], feature=ev["feature"], seat=ev["seat"])
     if not holders:
         return  # apply reports it
-    charged, new, projects = holders[0].seat_project, ev.get("seat_project"), {h.project for h in holders}
+    charged, new, projects = holders[0].seat_project, ev.get("seat_project"), _charges(holders)
     seat = f"seat {ev['seat']!r}"
     if ev.get("previous_project") != charged:
         st.problems.append(f"{where}: says {seat} was charged to {ev.get('previous_project')!r}, it was charged to {charged!r}")
     if charged in projects:
-        st.problems.append(f"{where}: re-charges {seat} although {_project(charged)} still holds it")
+        st.problems.append(f"{where}: re-charges {seat} although {holder_text(charged)} still holds it")
     if new not in projects:
-        st.problems.append(f"{where}: {_project(new)} is not the project of a session holding {seat}")
+        st.problems.append(f"{where}: {holder_text(new)} is not the project of a session holding {seat} "
+                           "(nor a reserve policy one matched)")
     reserved, usage = pool.reserved(ev["feature"]), st.tx.seats_by_project(ev["pool"], ev["feature"])
     room = sorted(p for p in projects if p and usage.get(p, 0) < reserved.get(p, 0))
     if room and new not in room:
         st.violations.append(
-            f"{where}: charged {seat} to {_project(new)} beyond the reservations although project {room[0]} had a "
+            f"{where}: charged {seat} to {holder_text(new)} beyond the reservations although {holder_text(room[0])} had a "
             "reserved seat free"
         )
+
+
+def _charges(holders: Iterable[Session]) -> set[str | None]:
+    """Everything the sessions holding a seat may charge it to: their projects and their reserve policies."""
+    return {key for h in holders for key in charges(h.project, h.reserves)}
 
 
 def _audit_pending(st: ReplayedState, ev: dict[str, Any] | None) -> None:
@@ -260,25 +267,31 @@ def _audit_pending(st: ReplayedState, ev: dict[str, Any] | None) -> None:
         if ev is not None and ev.get("event") == "recharge" and (ev.get("pool"), ev.get("feature"), ev.get("seat")) == key:
             continue
         st.violations.append(
-            f"{where}: seat {key[2]!r} stayed charged to {_project(project)} after its last session left it: "
-            "the seat still counts for that project's reservation while only others hold it"
+            f"{where}: seat {key[2]!r} stayed charged to {holder_text(project)} after its last session left it: "
+            "the seat still counts for that reservation while only others hold it"
         )
     st.pending.clear()
 
 
-def _audit_reservation_invariant(st: ReplayedState, ev: dict[str, Any], where: str, usage: dict[str | None, int]) -> None:
+ADMIN_CHANGES = ("reserve", "license-remove", "policy-add", "policy-remove")
+"""Admin changes that may break the reservation invariant: they evict nobody from the seats held."""
+
+
+def _audit_reservation_invariant(
+    st: ReplayedState, ev: dict[str, Any], feature: str, where: str, usage: dict[str | None, int]
+) -> None:
     """Seats beyond reservations <= shared seats, except after an admin change or a forced recharge."""
     pool = st.tx.get_pool(ev["pool"])
     if pool is None:
         return
-    feature, kind = ev["feature"], ev["event"]
+    kind = ev["event"]
     reserved = pool.reserved(feature)
     used, cap = shared_used(usage, reserved), shared_capacity(pool.issued(feature), reserved)
     key = (pool.name, feature)
     excess, before = max(0, used - cap), st.excess.get(key, 0)
     st.excess[key] = excess
     allowed = before + 1 if kind == "recharge" else before
-    if excess > allowed and kind not in ("reserve", "license-remove"):
+    if excess > allowed and kind not in ADMIN_CHANGES:
         st.violations.append(
             f"{where}: seats held beyond reservations rose to {used} where {cap} are shared "
             f"(issued {pool.issued(feature)}, reserved {reserved}, usage {usage}): a reservation stopped protecting its project"
@@ -290,10 +303,13 @@ def _audit_after(st: ReplayedState, ev: dict[str, Any], where: str) -> None:
     tx, kind = st.tx, ev["event"]
     usage = tx.seats_by_project(ev["pool"], ev["feature"]) if "feature" in ev and "pool" in ev else None
     if usage is not None and kind != "deny":
-        _audit_reservation_invariant(st, ev, where, usage)
+        _audit_reservation_invariant(st, ev, ev["feature"], where, usage)
+    policy_feature = (ev.get("policy") or {}).get("feature") if kind in ("policy-add", "policy-remove") else None
+    if policy_feature is not None:  # a reserve policy changes the reservations of its feature
+        _audit_reservation_invariant(st, ev, policy_feature, where, tx.seats_by_project(ev["pool"], policy_feature))
     if usage is not None and kinds.ends_session(ev) and ev.get("v", 0) >= 2 and "seat" in ev:
         holders = tx.find_sessions(pool=ev["pool"], feature=ev["feature"], seat=ev["seat"])
-        if holders and holders[0].seat_project not in {h.project for h in holders}:
+        if holders and holders[0].seat_project not in _charges(holders):
             st.pending[(ev["pool"], ev["feature"], ev["seat"])] = (where, holders[0].seat_project)
     if "in_use" in ev and usage is not None:
         have = sum(usage.values())
@@ -305,11 +321,12 @@ def _audit_after(st: ReplayedState, ev: dict[str, Any], where: str) -> None:
             st.problems.append(
                 f"{where}: says issued {ev['issued']} for {pool.name}/{ev['feature']}, replay has {pool.issued(ev['feature'])}"
             )
-    if kind == "reserve":
+    reserved_feature = ev["feature"] if kind == "reserve" else policy_feature if kind == "policy-add" else None
+    if reserved_feature is not None:
         pool = tx.get_pool(ev["pool"])
-        if pool is not None and sum(pool.reserved(ev["feature"]).values()) > pool.issued(ev["feature"]):
+        if pool is not None and sum(pool.reserved(reserved_feature).values()) > pool.issued(reserved_feature):
             st.violations.append(
-                f"{where}: reservations of {pool.name}/{ev['feature']} now exceed the {pool.issued(ev['feature'])} issued"
+                f"{where}: reservations of {pool.name}/{reserved_feature} now exceed the {pool.issued(reserved_feature)} issued"
             )
     if "expires" in ev and kind in ("grant", "share", "refresh", "detach"):
         session = tx.get_session(ev["session"])
@@ -324,9 +341,16 @@ def _close(a: float | None, b: float | None) -> bool:
     return abs(a - b) <= TIME_TOLERANCE
 
 
-def compare_state(replayed: ReplayedState, pools: Iterable[Pool], sessions: Iterable[Session]) -> list[str]:
-    """Differences between a replayed journal and actual pools and sessions."""
+def compare_state(
+    replayed: ReplayedState, pools: Iterable[Pool], sessions: Iterable[Session], settings: dict[str, str] | None = None,
+) -> list[str]:
+    """Differences between a replayed journal and actual pools, sessions and (when given) settings and groups."""
     diffs = [f"journal: {p}" for p in replayed.problems] + [f"journal: {v}" for v in replayed.violations]
+    if settings is not None:
+        rebuilt_settings = replayed.tx.get_settings()
+        for key in sorted(set(rebuilt_settings) | set(settings)):
+            if rebuilt_settings.get(key) != settings.get(key):
+                diffs.append(f"setting {key}: {settings.get(key)!r} in the state, {rebuilt_settings.get(key)!r} in the journal")
     rebuilt_pools = replayed.pools
     actual_pools = {p.name: p for p in pools}
     for name in sorted(set(rebuilt_pools) | set(actual_pools)):
@@ -347,6 +371,9 @@ def compare_state(replayed: ReplayedState, pools: Iterable[Pool], sessions: Iter
             diffs.append(f"pool {name}: serials {actual_serials} in the state, {rebuilt_serials} in the journal")
         if a.reservations != r.reservations:
             diffs.append(f"pool {name}: reservations {a.reservations} in the state, {r.reservations} in the journal")
+        if a.policies != r.policies:
+            diffs.append(f"pool {name}: policies {[p.text() for p in a.policies]} in the state, "
+                         f"{[p.text() for p in r.policies]} in the journal")
         if not _close(a.created, r.created):
             diffs.append(f"pool {name}: created {a.created} in the state, {r.created} in the journal")
     rebuilt_sessions = {s.id: s for s in replayed.tx.find_sessions()}
@@ -369,7 +396,7 @@ def compare_state(replayed: ReplayedState, pools: Iterable[Pool], sessions: Iter
 
 def compare_transaction(events: Iterable[dict[str, Any]], tx: Any) -> list[str]:
     """Replay ``events`` and compare with what transaction ``tx`` sees (pools and live sessions)."""
-    return compare_state(replay(events), tx.list_pools(), tx.find_sessions())
+    return compare_state(replay(events), tx.list_pools(), tx.find_sessions(), tx.get_settings())
 
 
 def compare(store: Any) -> list[str]:

@@ -95,7 +95,9 @@ def users(
             "sessions": [s.id for s in held],
             "since": iso(min(s.started for s in held)),
             "expires": None if None in expiries else iso(max(e for e in expiries if e is not None)),
-            "project": held[0].seat_project,
+            # what the seat is charged to: a project, or (``reservation``) a reserve policy's holder
+            "project": held[0].seat_project if "=" not in (held[0].seat_project or "") else None,
+            "reservation": held[0].seat_project if "=" in (held[0].seat_project or "") else None,
             "detached": all(s.detached for s in held),
         })
     return rows
@@ -157,15 +159,21 @@ def pool_detail(tx: Transaction, name: str) -> dict[str, Any]:
         "options": pool.options,
         "licenses": doc["licenses"],
         "reservations": pool.reservations,
+        "policies": [p.to_doc() for p in pool.policies],
         "features": info(tx, name),
     }
 
 
 def dump(tx: Transaction) -> dict[str, Any]:
-    """Every pool and live session (``lictools dump``)."""
+    """Every pool (its policies included) and live session, the settings and the lictools groups (``lictools dump``)."""
+    from lictools.policies import GROUP_SETTING, groups
+
+    settings = tx.get_settings()
     return {
         "pools": [pool_doc(p) for p in tx.list_pools()],
         "sessions": [session_doc(s) for s in tx.find_sessions()],
+        "settings": {k: v for k, v in settings.items() if not k.startswith(GROUP_SETTING)},
+        "groups": groups(settings),
     }
 
 
@@ -223,6 +231,7 @@ def reservation_rows(
     for project, feature in sorted(pairs):
         issued = pool.issued(feature)
         total = sum(per.get(feature, 0) for per in reservations.values())
+        total += sum(n for holder, n in pool.reserved(feature).items() if "=" in holder)
         rows.append({
             "pool": pool.name, "project": project, "feature": feature,
             "reserved": reservations.get(project, {}).get(feature, 0),

@@ -54,6 +54,29 @@ def lt(state, capsys):
     return call
 
 
+NOBODY = 65534
+USERS_GID = 4242  # a group that may use the state
+ADMINS_GID = 4243  # configured as admin_group
+
+
+@pytest.fixture
+def as_user(lt, monkeypatch):
+    """Run lictools in-process as if uid 65534 with the given groups (the state stays owned by us).
+
+    Switching accounts for real needs an interpreter every account can reach, which CI lacks
+    (/root is 0700), so the identity calls are replaced instead.
+    """
+
+    def call(*args, groups=(USERS_GID,)):
+        with monkeypatch.context() as m:
+            m.setattr(os, "geteuid", lambda: NOBODY)
+            m.setattr(os, "getegid", lambda: USERS_GID)
+            m.setattr(os, "getgroups", lambda: list(groups))
+            return lt(*args)
+
+    return call
+
+
 def run_process(*args: str, env: dict | None = None, timeout: float = 60) -> Result:
     """Run lictools as a real process with the current environment (plus ``env``)."""
     full_env = dict(os.environ)

@@ -11,9 +11,7 @@ import pytest
 
 from lictools.stores import locking
 
-NOBODY = 65534
-USERS_GID = 4242  # a group that may use the state
-ADMINS_GID = 4243  # configured as admin_group
+from tests.conftest import ADMINS_GID, USERS_GID
 
 
 @pytest.fixture
@@ -21,24 +19,6 @@ def pool(lt):
     """A pool created by this account (the state's owner, an admin)."""
     assert lt("pool", "add", "p", "--product", "generic", "--license", "seats=5").code == 0
     return lt
-
-
-@pytest.fixture
-def as_user(lt, monkeypatch):
-    """Run lictools in-process as if uid 65534 with the given groups (the state stays owned by us).
-
-    Switching accounts for real needs an interpreter every account can reach, which CI lacks
-    (/root is 0700), so the identity calls are replaced instead.
-    """
-
-    def call(*args, groups=(USERS_GID,)):
-        with monkeypatch.context() as m:
-            m.setattr(os, "geteuid", lambda: NOBODY)
-            m.setattr(os, "getegid", lambda: USERS_GID)
-            m.setattr(os, "getgroups", lambda: list(groups))
-            return lt(*args)
-
-    return call
 
 
 def test_user_may_acquire_and_release_own_session(pool, as_user):
@@ -179,3 +159,11 @@ def test_retrying_another_accounts_session_is_refused(pool, as_user):
     pool("acquire", "p", "--feature", "seats", "--session", "mine")
     r = as_user("acquire", "p", "--feature", "seats", "--session", "mine")
     assert r.code == 7 and "another account" in r.err
+
+
+def test_an_id_given_twice_is_released_once(lt):
+    """Found by the CLI fuzzer while this branch ran it: ``release s2 s2`` was an internal error (exit 1)."""
+    lt("pool", "add", "g", "--product", "genero", "--license", "runtime=3")
+    assert lt("acquire", "g", "--session", "s2").code == 0
+    r = lt("release", "s2", "s2")
+    assert (r.code, r.out.count("released s2")) == (0, 1), r.err

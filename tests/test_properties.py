@@ -15,7 +15,13 @@ reservation changes / license loads / pool option changes must keep, after every
 - a session whose seat key is already held is never denied, and a new seat is opened only when
   the counting rules allow it (checked against an independent model written from SPEC.md);
 - the live sessions, their seats, expiry and detached state are those of the model;
-- journal replay == state (lictools.replay).
+- journal replay == state (lictools.replay);
+- pool policies (issue 13) decide as an independent model of lictools-policies(7) says: EXCLUDE then
+  INCLUDE refuse any new session (a join included), MAX refuses a new seat when the user, lictools
+  group or host already holds that many seats of the feature, RESERVE policies are reservations whose
+  holders draw on them after their project's, and a denial names the keyword that refused it (a
+  refusal only RESERVE policies cause is theirs). The machine adds, changes and removes policies and
+  lictools groups as it goes.
 
 The machine runs for every product in lictools.rules.RULES (read at run time), with request
 attributes drawn to exercise each rule: host/node/terminal for aveva-batch, parent/client/monitor
@@ -47,7 +53,7 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -56,7 +62,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from lictools import engine, replay
 from lictools.errors import NotFoundError, UsageError
-from lictools.model import Request
+from lictools.model import Policy, Request
 from lictools.rules import RULES, get_rule
 from lictools.stores.memory import MemoryStore
 
@@ -179,6 +185,9 @@ class Model:
         self.reservations: dict[str, dict[str, int]] = {}
         # feature -> recharges beyond every reservation since the invariant last looked
         self.forced: Counter = Counter()
+        # the pool's policies in order, and the lictools groups (name -> members)
+        self.policies: list[MPolicy] = []
+        self.groups: dict[str, set[str]] = {}
 
     def token(self) -> tuple[str, int]:
         self.tokens += 1
@@ -207,8 +216,10 @@ class Model:
                          key=lambda s: (s.started, s.id))
         if not holders or holders[0].seat_project in {h.project for h in holders}:
             return
+        if holders[0].seat_project in {k for h in holders for k in (h.project, *h.reserves)}:
+            return  # a reserve policy of a holder carries the charge
         reserved, usage = self.reservations.get(ended.feature, {}), self.usage(ended.feature)
-        room = [h.project for h in holders if h.project and usage.get(h.project, 0) < reserved.get(h.project, 0)]
+        room = [k for h in holders for k in (h.project, *h.reserves) if k and usage.get(k, 0) < reserved.get(k, 0)]
         project = room[0] if room else holders[0].project
         if not room:
             self.forced[ended.feature] += 1
@@ -266,6 +277,74 @@ class Model:
                 return ("monitor", req.client, req.monitor, _device(req.node) if scoped else None), None, None
             return self.token(), None, None
         return None, None, None
+
+
+class MPolicy(NamedTuple):
+    """A pool policy as the model keeps it (lictools-policies(7), not lictools.policies)."""
+
+    kind: str
+    target: str
+    name: str
+    feature: str | None
+    count: int | None
+
+    @property
+    def holder(self) -> str:
+        return f"{self.target}={self.name}"
+
+
+POLICY_USERS = ["alice", "bob", "x"]  # user names a policy or group may hold (no commas)
+GROUPS = ["lt-g1", "lt-g2"]  # lictools groups (no Unix group has these names)
+
+
+def names(p: MPolicy, user: str, host: str, groups: dict[str, set[str]]) -> bool:
+    """Does the policy name this user (or every user), this client host (as a machine), or a group of theirs?"""
+    if p.target == "user":
+        return p.name in (user, "*")
+    if p.target == "host":
+        return _device(p.name) == _device(host)
+    return user in groups.get(p.name, set())
+
+
+def model_admit(issued: int, reserved: dict, usage: dict, draws_on: list) -> tuple[bool, Any]:
+    """SPEC.md section 2 with reserve policies: (granted, what the new seat is charged to)."""
+    if sum(usage.values()) >= issued:
+        return False, None
+    for key in draws_on:
+        if key and usage.get(key, 0) < reserved.get(key, 0):
+            return True, key
+    cap = max(0, issued - sum(reserved.values()))
+    beyond = sum(max(0, n - (reserved.get(k, 0) if k else 0)) for k, n in usage.items())
+    return (True, draws_on[0]) if beyond < cap else (False, None)
+
+
+def model_verdict(model: "Model", req: Request, feature: str, held: bool, issued: int, usage: dict) -> tuple:
+    """(granted, refusing keyword or None, charge of a new seat, reserve holders the request matches)."""
+    host = _client_host(req)
+    applying = [p for p in model.policies if p.feature in (None, feature)]
+    for p in applying:
+        if p.kind == "exclude" and names(p, req.user, host, model.groups):
+            return False, "exclude", None, []
+    included = [p for p in applying if p.kind == "include"]
+    if included and not any(names(p, req.user, host, model.groups) for p in included):
+        return False, "include", None, []
+    draws = [p.holder for p in applying if p.kind == "reserve" and names(p, req.user, host, model.groups)]
+    if held:
+        return True, None, None, draws
+    live = [s for s in model.live.values() if s.feature == feature]
+    for p in applying:
+        if p.kind == "max" and names(p, req.user, host, model.groups):
+            mine = [s for s in live if (s.user == req.user if p.name == "*" else names(p, s.user, s.chost, model.groups))]
+            if len({s.seat for s in mine}) >= p.count:
+                return False, "max", None, draws
+    reserved = model.reservations.get(feature, {})
+    granted, charge = model_admit(issued, reserved, usage, [req.project, *draws])
+    if granted:
+        return True, None, charge, draws
+    projects_only = {k: n for k, n in reserved.items() if "=" not in k}
+    others = [k for k in reserved if "=" in k and k not in draws and usage.get(k, 0) < reserved[k]]
+    blamed = model_admit(issued, projects_only, usage, [req.project])[0] and others
+    return False, "reserve" if blamed else None, None, draws
 
 
 # --------------------------------------------------------------------------- the machine
@@ -348,6 +427,14 @@ class EngineMachine(RuleBasedStateMachine):
         options = {k: v for k, v in options.items() if v != ""}
         licenses = {f: data.draw(st.sampled_from([0, 1, 2, 2, 3, 4]), label=f"issued {f}") for f in self.features}
         self.run(lambda tx: engine.add_pool(tx, POOL, self.PRODUCT, licenses, options))
+        for group in GROUPS:
+            self.set_group_members(group, data.draw(st.sets(st.sampled_from(POLICY_USERS)), label=f"{group} members"))
+
+    def set_group_members(self, group: str, members: set[str]) -> None:
+        _, error = self.run(lambda tx: engine.set_group(tx, group, sorted(members)))
+        assert error is None
+        self.model.reap(self.now)
+        self.model.groups[group] = set(members)
 
     # -- rules ----------------------------------------------------------------------------
     def random_request(self, data) -> Request:
@@ -449,17 +536,24 @@ class EngineMachine(RuleBasedStateMachine):
         self.model = model  # the transaction committed: its reap happened
         STATS["denied" if not outcome.granted else "shared" if outcome.shared else "granted"] += 1
         held = outcome.seat in seats
-        # a session whose seat key is already held is never denied, and joins it
-        assert outcome.granted or not held, f"denied although seat {outcome.seat} is held: {outcome.reason}"
+        granted, keyword, charge, draws = model_verdict(model, req, feature, held, issued, usage)
+        refused_by = outcome.policy.kind if outcome.policy else None
+        if refused_by:
+            STATS[f"denied by {refused_by}"] += 1
+        # a policy denial names the keyword the model says refused it; a capacity denial names none
+        assert (outcome.granted, refused_by) == (granted, keyword), (
+            f"granted={outcome.granted} by {refused_by}, the model says granted={granted} by {keyword}: issued {issued}, "
+            f"reserved {reserved}, usage {usage}, project {req.project}, user {req.user}, policies {model.policies}, "
+            f"groups {model.groups}: {outcome.reason}"
+        )
+        # a session whose seat key is already held is never denied but by who may use the feature at all
+        assert outcome.granted or not held or refused_by in ("include", "exclude"), (
+            f"denied although seat {outcome.seat} is held: {outcome.reason}")
         if outcome.granted:
             assert outcome.shared == held, f"shared={outcome.shared} but seat held={held}: {outcome.reason}"
-        # a new seat only when the rules allow it; a denial only when they do not
-        allowed = replay.may_open_seat(issued, reserved, usage, req.project)
-        if not held:
-            assert outcome.granted == allowed, (
-                f"granted={outcome.granted} but the rules say {allowed}: issued {issued}, reserved {reserved}, "
-                f"usage {usage}, project {req.project}: {outcome.reason}"
-            )
+        if outcome.granted and not held:
+            assert outcome.session.seat_project == charge, f"charged to {outcome.session.seat_project}, model {charge}"
+            assert replay.may_open_seat(issued, reserved, usage, req.project, draws), outcome.reason
         # the rule's seat keys match the spec's sharing classes
         if cls is not None:
             same_class = [s for s in live if s.cls == cls]
@@ -473,8 +567,10 @@ class EngineMachine(RuleBasedStateMachine):
             s = outcome.session
             lease = req.lease if req.lease is not None else int(pool.options["lease"])
             assert s.lease == lease and s.expires == (None if lease == 0 else self.now + lease)
+            assert (s.reserves or []) == draws, (s.reserves, draws)
             self.model.live[sid] = MSession(
-                id=sid, feature=feature, seat=outcome.seat, cls=cls, seat_project=seats.get(outcome.seat, req.project),
+                id=sid, feature=feature, seat=outcome.seat, cls=cls,
+                seat_project=seats[outcome.seat] if held else charge, reserves=draws, chost=_client_host(req),
                 expires=s.expires, lease=lease, detached=False, started=self.now, root=s.root, project=req.project,
                 **{a: getattr(req, a) for a in ("user", "host", "node", "terminal", "app", "client", "monitor", "parent")},
             )
@@ -587,6 +683,61 @@ class EngineMachine(RuleBasedStateMachine):
         assert error is None
         self.model.reap(self.now)
 
+    @rule(data=st.data())
+    def set_group(self, data) -> None:
+        group = data.draw(st.sampled_from(GROUPS), label="group")
+        self.set_group_members(group, data.draw(st.sets(st.sampled_from(POLICY_USERS)), label="members"))
+
+    def model_reservations(self) -> None:
+        """The model's reservations per feature: the projects', then each reserve policy's holder."""
+        for feature in self.features:
+            per = {k: n for k, n in self.model.reservations.get(feature, {}).items() if "=" not in k}
+            per.update((p.holder, p.count) for p in self.model.policies if p.kind == "reserve" and p.feature == feature)
+            self.model.reservations[feature] = per
+
+    @rule(data=st.data())
+    def add_policy(self, data) -> None:
+        kind = data.draw(st.sampled_from(["max", "max", "include", "exclude", "reserve", "reserve"]), label="kind")
+        target = data.draw(st.sampled_from(["user", "user", "group", "host"]), label="target")
+        name = data.draw(st.sampled_from({"user": POLICY_USERS + (["*"] if kind == "max" else []), "group": GROUPS,
+                                          "host": HOSTS[:3]}[target]), label="name")
+        feature = data.draw(st.sampled_from(self.features + ([] if kind == "reserve" else [None, None])), label="feature")
+        count = data.draw(st.integers(1 if kind == "reserve" else 0, 3), label="count") if kind in ("max", "reserve") else None
+        policy = MPolicy(kind, target, name, feature, count)
+        model = copy.deepcopy(self.model)
+        model.reap(self.now)
+        same = lambda p: (p.kind, p.target, p.name, p.feature) == (kind, target, name, feature)  # noqa: E731
+        expect_error = None
+        if kind == "reserve":
+            others = sum(n for k, n in model.reservations.get(feature, {}).items() if k != policy.holder)
+            expect_error = UsageError if others + count > self.pool().issued(feature) else None
+        _, error = self.run(lambda tx: engine.add_policy(tx, POOL, Policy(kind, target, name, feature, count)))
+        assert type(error) is (expect_error or type(None)), (policy, error)
+        if error is None:
+            self.model = model
+            at = next((i for i, p in enumerate(model.policies) if same(p)), None)
+            if at is None:
+                model.policies.append(policy)
+            else:
+                model.policies[at] = policy
+            self.model_reservations()
+            self.admin_step = True  # a reserve policy evicts nobody, like a project reservation
+            STATS["policies added"] += 1
+
+    @precondition(lambda self: self.model.policies)
+    @rule(data=st.data())
+    def remove_policy(self, data) -> None:
+        policy = data.draw(st.sampled_from(self.model.policies), label="policy")
+        model = copy.deepcopy(self.model)
+        model.reap(self.now)
+        _, error = self.run(lambda tx: engine.remove_policy(
+            tx, POOL, Policy(policy.kind, policy.target, policy.name, policy.feature)))
+        assert error is None, error
+        self.model = model
+        model.policies.remove(policy)
+        self.model_reservations()
+        self.admin_step = True
+
     # -- invariants -----------------------------------------------------------------------
     @invariant()
     def seats_and_sessions(self) -> None:
@@ -615,7 +766,7 @@ class EngineMachine(RuleBasedStateMachine):
                 # every seat is charged to the project of a session holding it
                 for key in keys:
                     holders = [s for s in mine if s.seat == key]
-                    assert holders[0].seat_project in {h.project for h in holders}, (
+                    assert holders[0].seat_project in {k for h in holders for k in (h.project, *(h.reserves or []))}, (
                         f"{feature}: seat {key} charged to {holders[0].seat_project}, held by projects "
                         f"{sorted(str(h.project) for h in holders)}"
                     )
@@ -663,12 +814,14 @@ def test_engine_properties(product, backend, capsys):
             phases=list(Phase) if os.environ.get("LICTOOLS_PROPERTY_SHRINK") == "1" else [Phase.explicit, Phase.generate],
         ),
     )
+    by_policy = ", ".join(f"{kind} {STATS['denied by ' + kind]}" for kind in ("max", "include", "exclude", "reserve"))
     with capsys.disabled():
         print(f"\nproperties [{product}/{backend}]: {STATS['examples']} sequences, {STATS['steps']} checked steps, "
               f"{STATS['granted']} grants, {STATS['shared']} shares, {STATS['denied']} denials, "
               f"{STATS['refused']} refused (usage/not found), max seats in use {STATS['max seats in use']}, "
               f"{STATS['reservations skipped (usage does not fit)']} reservations skipped, "
               f"{STATS['recharges']} recharges ({STATS['forced excess']} steps raised the excess by force), "
+              f"{STATS['policies added']} policies added, denials by policy: {by_policy}, "
               f"{time.monotonic() - started:.1f} s")
     assert STATS["steps"] > 0
 

@@ -405,3 +405,22 @@ def test_buckets_and_spans():
     assert parse_when("2w", thursday, "--since") == thursday - 14 * 86400
     assert parse_when("2026-11-19T11:30:00+01:00", thursday, "--since") == thursday
     assert parse_when("2026-11-19", thursday, "--since") == B
+
+
+def test_policy_denials_are_counted_apart_from_capacity_denials(lt, clock):
+    """Issue 13: report counts policy denials apart from capacity denials (the deny event names the policy)."""
+    assert lt("pool", "add", "cad", "--product", "generic", "--license", "solver=2").code == 0
+    assert lt("policy", "add", "cad", "max", "1", "--user", "alice").code == 0
+    lt("acquire", "cad", "--feature", "solver", "--user", "alice", "--session", "a1")
+    clock.advance(60)
+    refused = lt("acquire", "cad", "--feature", "solver", "--user", "alice", "--session", "a2")  # MAX
+    assert refused.code == 3 and "MAX 1" in refused.err
+    lt("acquire", "cad", "--feature", "solver", "--user", "bob", "--session", "b1")
+    clock.advance(60)
+    assert lt("acquire", "cad", "--feature", "solver", "--user", "carol", "--session", "c1").code == 3  # full
+    clock.advance(60)
+    [row] = lt("--format", "json", "report", "--since", "1h").json()
+    assert (row["denials"], row["policy_denials"]) == (2, 1)
+    by_user = {r["group"]: r for r in lt("--format", "json", "report", "--since", "1h", "--by", "user").json()}
+    assert (by_user["alice"]["denials"], by_user["alice"]["policy_denials"]) == (1, 1)
+    assert (by_user["carol"]["denials"], by_user["carol"]["policy_denials"]) == (1, 0)

@@ -118,6 +118,11 @@ def test_every_journal_line_has_a_version_and_the_keys_of_its_kind(lt, clock):
         ("acquire", "q", "--feature", "f", "--session", "q1"),
         ("remove", "q1"),
         ("pool", "remove", "q"),
+        ("group", "set", "g", "zed", "yan"),
+        ("policy", "add", "p", "max", "1", "--group", "g"),
+        ("acquire", "p", "--feature", "f", "--session", "z2", "--user", "zed", "--project", "pz"),  # deny with policy
+        ("policy", "remove", "p", "max", "--group", "g"),
+        ("group", "remove", "g"),
     ]
     for step in steps:
         assert lt(*step).code in (0, 3), step

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from lictools.cli.common import example, require_admin, settings, transaction
-
-SETTINGS = {"admin_group": "group (name or number) whose members may run admin commands, like FlexNet's lmadmin"}
+from lictools.permissions import SETTINGS
 
 
 @click.command(epilog=example("lictools config admin_group lmadmin", "lictools config admin_group ''   # clear"))

@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "fglwrt": ("lictools.cli.fglwrt", "fglwrt", "fglWrt's options on a pool: -a info users, -u, -x PID, -i."),
     "report": ("lictools.cli.report", "report", "Usage from the journal: peaks, seat-hours, denials; charts, HTML."),
     "metrics": ("lictools.cli.metrics", "metrics", "Prometheus text exposition of seats, sessions and denials."),
+    "policy": ("lictools.cli.policy", "policy", "Pool policies: max, include, exclude, reserve (options file)."),
+    "group": ("lictools.cli.group", "group", "Groups of users that policies name."),
+    "apply": ("lictools.cli.apply", "apply", "Make the state what a site file (TOML) declares; --dry-run shows how."),
+    "export": ("lictools.cli.export", "export", "Write the current configuration as a site file (TOML)."),
 }
 
 

@@ -6,7 +6,7 @@ import click
 
 from lictools.cli.common import example, require_admin, settings, transaction, warn
 from lictools.cli.options import KEY_VALUE, POOLS
-from lictools.model import Pool
+from lictools.model import Policy, Pool
 from lictools.rules import RULES
 
 
@@ -91,6 +91,8 @@ def show(name: str) -> None:
         click.echo(f"license  : serial {lic['serial']} {lic['feature']}={lic['count']}{lock}")
     for project, per_feature in sorted(doc["reservations"].items()):
         click.echo(f"reserved : {project} " + " ".join(f"{f}={n}" for f, n in per_feature.items()))
+    for policy in doc["policies"]:
+        click.echo(f"policy   : {Policy.from_doc(policy).text()}")
     for row in doc["features"]:
         click.echo(
             f"feature  : {row['feature']} issued {row['issued']}, in use {row['in_use']}, "

@@ -16,8 +16,8 @@ MAX_FILE_BYTES = 1024 * 1024
 COLUMNS = ["pool", "project", "feature", "reserved", "issued", "shared"]
 
 
-def read_capped(path: str) -> bytes:
-    """The bytes of ``path`` (``-``: stdin), refusing more than MAX_FILE_BYTES (exit 2)."""
+def read_capped(path: str, what: str = "--from") -> bytes:
+    """The bytes of ``path`` (``-``: stdin), refusing more than MAX_FILE_BYTES (exit 2); errors name ``what``."""
     import sys
 
     from lictools.errors import UsageError
@@ -29,9 +29,9 @@ def read_capped(path: str) -> bytes:
             with open(path, "rb") as f:
                 data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise UsageError(f"--from {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"{what} {path}: {exc.strerror or exc}".lstrip()) from None
     if len(data) > MAX_FILE_BYTES:
-        raise UsageError(f"--from {path}: larger than {MAX_FILE_BYTES} bytes (1 MiB); refused, nothing changed")
+        raise UsageError(f"{what} {path}: larger than {MAX_FILE_BYTES} bytes (1 MiB); refused, nothing changed")
     return data
 
 

@@ -46,7 +46,7 @@ from lictools.timeutil import iso
 GROUP_UNITS = ("user", "host", "project")
 BY_CHOICES = (*TIME_UNITS, *GROUP_UNITS, "feature")
 COLUMNS = ["pool", "feature", "group", "peak", "peak_at", "seat_hours", "grants", "shares", "denials",
-           "true_denials", "issued", "utilisation", "reserved_unused_hours", "since", "until"]
+           "true_denials", "policy_denials", "issued", "utilisation", "reserved_unused_hours", "since", "until"]
 """The ``report`` JSON keys, in order (SPEC.md section 3, then the row's own period)."""
 
 _OWNER_INDEX = {"user": 0, "host": 1, "project": 2}
@@ -60,7 +60,7 @@ class Row:
     """The numbers of one report row over one period."""
 
     __slots__ = ("since", "until", "peak", "peak_at", "seat_seconds", "issued_seconds", "issued_max",
-                 "unused_seconds", "grants", "shares", "denials", "true_denials")
+                 "unused_seconds", "grants", "shares", "denials", "true_denials", "policy_denials")
 
     def __init__(self, since: float, until: float, in_use: int, issued: int) -> None:
         self.since = since
@@ -69,7 +69,7 @@ class Row:
         self.peak_at = since if in_use > 0 else None
         self.seat_seconds = self.issued_seconds = self.unused_seconds = 0.0
         self.issued_max = issued
-        self.grants = self.shares = self.denials = self.true_denials = 0
+        self.grants = self.shares = self.denials = self.true_denials = self.policy_denials = 0
 
     def active(self) -> bool:
         return bool(self.peak or self.issued_max or self.grants or self.shares or self.denials
@@ -458,8 +458,10 @@ class UsageFold:
         if line.unit:
             line.advance(t)  # into the bucket of ``t``
         rows = self._rows_of(key, line, (event.get("user"), event.get("host"), event.get("project")), t)
+        by_policy = event.get("policy") is not None  # refused by a pool policy, not for want of a seat
         for row in rows:
             row.denials += 1
+            row.policy_denials += by_policy
         self.pending.setdefault((key[0], key[1], event.get("user")), []).append((t, rows))
         if line.series is not None:
             line.series.deny(t)
@@ -584,7 +586,7 @@ def _whole(line: Line) -> Row:
             whole.peak, whole.peak_at = row.peak, row.peak_at
         whole.issued_max = max(whole.issued_max, row.issued_max)
         for name in ("seat_seconds", "issued_seconds", "unused_seconds", "grants", "shares", "denials",
-                     "true_denials"):
+                     "true_denials", "policy_denials"):
             setattr(whole, name, getattr(whole, name) + getattr(row, name))
     return whole
 
@@ -607,6 +609,7 @@ def _doc(pool: str | None, feature: str, group: Any, row: Row, capacity: Row) ->
         "shares": row.shares,
         "denials": row.denials,
         "true_denials": row.true_denials,
+        "policy_denials": row.policy_denials,
         "issued": capacity.issued_max,
         "utilisation": round(row.seat_seconds / issued_seconds, 4) if issued_seconds > 0 else None,
         "reserved_unused_hours": _hours(row.unused_seconds),
