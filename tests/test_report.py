@@ -80,7 +80,7 @@ def test_whole_day_known_answers(office):
     assert rows == [{
         "pool": "cad", "feature": "solver", "group": None,
         "peak": 2, "peak_at": iso(B + 2 * H), "seat_hours": 10.9833,
-        "grants": 3, "shares": 1, "denials": 3, "true_denials": 1,
+        "grants": 3, "shares": 1, "denials": 3, "true_denials": 1, "policy_denials": 0,
         "issued": 2, "utilisation": 0.6865, "reserved_unused_hours": 0.0,
         "since": iso(B), "until": iso(B + 8 * H),
     }]
@@ -255,7 +255,7 @@ def test_table_csv_and_chart(office):
     assert lines[3].split()[:6] == ["cad", "solver", "-", "2", iso(B + 2 * H), "10.9833"]
     csv_out = office("--format", "csv", "report", *office_until)
     assert csv_out.out.splitlines()[0] == ",".join(COLUMNS)
-    assert csv_out.out.splitlines()[1].startswith(f"cad,solver,,2,{iso(B + 2 * H)},10.9833,3,1,3,1,2,0.6865,0.0,")
+    assert csv_out.out.splitlines()[1].startswith(f"cad,solver,,2,{iso(B + 2 * H)},10.9833,3,1,3,1,0,2,0.6865,0.0,")
     chart = office("report", "--chart", *office_until)
     assert chart.code == 0, chart.err
     assert chart.out.startswith(f"cad/solver: peak 2 of 2 issued at {iso(B + 2 * H)}, 3 denial(s), 1 true\n")
