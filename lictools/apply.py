@@ -17,9 +17,9 @@ from lictools import events
 from lictools.errors import DamagedStateError
 from lictools.events import (
     Config, Deny, Detach, End, Event, Grant, GroupRemove, GroupSet, LicenseAdd, LicenseRemove, PolicyAdd, PolicyRemove,
-    PoolAdd, PoolRemove, PoolSet, Recharge, Refresh, Reserve,
+    PoolAdd, PoolRemove, PoolSet, Queue, Dequeue, Recharge, Refresh, Reserve,
 )
-from lictools.model import License, Policy, Pool, Session
+from lictools.model import REQUEST_FIELDS, License, Policy, Pool, Session, Waiter
 from lictools.stores.api import Transaction
 from lictools.timeutil import iso
 
@@ -254,6 +254,27 @@ def _recharge(tx: Transaction, ev: Recharge) -> None:
         tx.put_session(session)
 
 
+# --------------------------------------------------------------------------- the queue (acquire --wait)
+def _queue(tx: Transaction, ev: Queue) -> None:
+    pool = _pool(tx, ev["pool"])
+    request = {k: ev.get(k) for k in REQUEST_FIELDS if k in ev}
+    pool.queue.append(Waiter(ev["session"], ev["feature"], request, ev["ts"], ev["until_ts"],
+                             ev.get("waiter_pid"), ev.get("waiter_pid_start"), ev.get("waiter_node")))
+    tx.put_pool(pool)
+
+
+def _dequeue(tx: Transaction, ev: Dequeue) -> None:
+    pool = _pool(tx, ev["pool"])
+    if not any(w.session == ev["session"] for w in pool.queue):
+        raise NoSuchWaiter(f"session {ev['session']} is not waiting in pool {ev['pool']}")
+    pool.queue = [w for w in pool.queue if w.session != ev["session"]]
+    tx.put_pool(pool)
+
+
+class NoSuchWaiter(LookupError):
+    """The event names a waiter that is not in the queue."""
+
+
 _HANDLERS: dict[str, Callable[[Transaction, Any], Session | None]] = {
     "pool-add": _pool_add,
     "pool-set": _pool_set,
@@ -275,4 +296,6 @@ _HANDLERS: dict[str, Callable[[Transaction, Any], Session | None]] = {
     "policy-remove": _policy_remove,
     "group-set": _group_set,
     "group-remove": _group_remove,
+    "queue": _queue,
+    "dequeue": _dequeue,
 }

@@ -18,11 +18,12 @@ from lictools.admission import admit, charge_for, charges, holder_text, reserved
 from lictools.apply import commit, session_from_grant
 from lictools.errors import ForbiddenError, NotFoundError, UsageError
 from lictools.events import (
+    Dequeue, Queue,
     Actor, Config, Deny, Detach, End, Grant, GroupRemove, GroupSet, LicenseAdd, LicenseRemove, PolicyAdd, PolicyRemove,
     PoolAdd, PoolRemove, PoolSet, Recharge, Refresh, Reserve, VERSION, RequestPart, SessionPart, Stamp,
 )
 from lictools.host import SYSTEM, Host, same_machine
-from lictools.model import License, Policy, Pool, Request, Session
+from lictools.model import License, Policy, Pool, Request, Session, Waiter
 from lictools.rules import check_feature, check_options, get_rule
 from lictools.rules.base import Rule
 from lictools.stores.api import Transaction
@@ -47,6 +48,8 @@ class Outcome(NamedTuple):
     holders: tuple[str, ...] = ()
     # the pool policy that refused it (None: granted, or refused for capacity)
     policy: Policy | None = None
+    # refused for now but waiting in the pool's queue (acquire --wait): its place, 1 being next
+    queued: int | None = None
 
     def to_doc(self) -> dict[str, Any]:
         """The ``acquire --format json`` object (SPEC.md section 3)."""
@@ -156,6 +159,7 @@ def _settle_seat(tx: Transaction, ended: Session) -> bool:
     """
     holders = tx.find_sessions(pool=ended.pool, feature=ended.feature, seat=ended.seat)
     if not holders:
+        serve_queue(tx, ended.pool, ended.feature)  # the freed seat goes to the first waiter that may take it
         return True
     charged = holders[0].seat_project
     candidates = [charges(h.project, h.reserves) for h in holders]
@@ -212,6 +216,8 @@ def reap(tx: Transaction, host: Host = SYSTEM) -> list[Session]:
     for pool in tx.list_pools():
         if pool.options.get("check_pids") == "yes":
             reaped.extend(drop_dead_processes(tx, pool.name, host))
+        if pool.queue:
+            _tidy_queue(tx, pool, host)
     return reaped
 
 
@@ -285,6 +291,8 @@ def remove_pool(
     if sessions and not force:
         raise UsageError(f"pool {name!r} has {len(sessions)} live session(s); release them or use --force")
     who = _actor(host, actor)
+    for waiter in get_pool(tx, name).queue:
+        _dequeue(tx, name, waiter, "removed")
     for session in sessions:
         _end(tx, session, "remove", reason="pool removed", actor=who)
     event: PoolRemove = {"event": "pool-remove", **_stamp(tx), "pool": name, **who}
@@ -564,15 +572,17 @@ def _normalise(request: Request) -> None:
 
 def acquire(
     tx: Transaction, request: Request, dry_run: bool = False, journal_denial: bool = True, host: Host = SYSTEM,
-    admin: bool = True,
+    admin: bool = True, wait: Wait | None = None,
 ) -> Outcome:
     """Grant, share or deny a seat for ``request``; idempotent by session id.
 
     A session whose seat key is already in use always joins it, even in a full pool, unless an
     ``exclude`` or ``include`` policy keeps its user or host from the feature (lictools-policies(7)). With
     ``dry_run`` nothing is written and nothing is journaled; ``journal_denial=False`` skips the
-    ``deny`` event (for the attempts of ``--wait`` before the last). ``admin``: the caller may
-    claim any ``--user`` and ``--parent`` even where the pool trusts no claims (``trust_claims=no``).
+    ``deny`` event (for the queue deciding its waiters again). ``admin``: the caller may claim any
+    ``--user`` and ``--parent`` even where the pool trusts no claims (``trust_claims=no``). ``wait``:
+    a request refused for want of a seat waits in the pool's queue instead of being denied (the outcome
+    says its place); asked again while it waits, it keeps its place (see :func:`acquire_waiting`).
     """
     _normalise(request)
     pool = get_pool(tx, request.pool)
@@ -586,6 +596,9 @@ def acquire(
     existing = tx.get_session(request.session)
     if existing is not None:
         return _retry(tx, pool, request, existing, dry_run)
+    place = _place(pool, feature, request.session)
+    if place is not None and (wait is not None or dry_run):
+        return _waiting(pool, feature, request.session, place, "it waits in the queue for a seat")
 
     seat = rule.seat_key(request, pool, tx)
     held = tx.count_seat_sessions(pool.name, feature, seat.key)
@@ -597,6 +610,9 @@ def acquire(
         refusal = policies.access(pool, feature, request.user, request.client_host, members)
         if refusal is None and not held:
             refusal = policies.maximum(tx, pool, feature, request.user, request.client_host, members)
+            if refusal is not None and wait is not None and not dry_run:
+                # MAX counts seats held: when one of them ends, the request may have its seat
+                return _enqueue(tx, pool, request, feature, wait, f"{refusal.policy.text()}: {refusal.reason}")
         if refusal is not None:
             journaled = f"{refusal.policy.text()}: {refusal.reason}"
             return _deny(tx, pool, request, feature, seat.key, in_use, (f"denied by policy {journaled}", journaled),
@@ -614,6 +630,8 @@ def acquire(
             blocking = reserved_for_others(issued, reserved, usage, request.project, reserves,
                                            [p.holder for p in policies.applying(pool, feature, ("reserve",))])
             why = f"needs a new seat {seat.key}, no live session holds that key ({seat.why}), but {admission.reason}"
+            if wait is not None and not dry_run:
+                return _enqueue(tx, pool, request, feature, wait, admission.reason)
             if blocking:
                 policy = policies.reserve_policy(pool, feature, blocking[0])
                 others = f" (and {', '.join(holder_text(k) for k in blocking[1:])})" if blocking[1:] else ""
@@ -700,32 +718,156 @@ def _retry(tx: Transaction, pool: Pool, request: Request, existing: Session, dry
     )
 
 
+# --------------------------------------------------------------------------- the queue (acquire --wait)
+class Wait(NamedTuple):
+    """How long a request may wait in its pool's queue, and which process waits (it leaves the queue when gone)."""
+
+    until: float
+    pid: int | None = None
+    pid_start: int | None = None
+    node: str | None = None
+
+
+def _place(pool: Pool, feature: str, session: str) -> int | None:
+    """The waiter's place in the feature's queue (1: next), or None when it does not wait."""
+    for place, waiter in enumerate(pool.waiting(feature), 1):
+        if waiter.session == session:
+            return place
+    return None
+
+
+def _waiting(pool: Pool, feature: str, session: str, place: int, why: str) -> Outcome:
+    return Outcome(False, pool.name, feature, "", None, False,
+                   f"queued: {why} ({place} of {len(pool.waiting(feature))} waiting for {feature} in pool {pool.name})",
+                   pool.issued(feature), 0, queued=place)
+
+
+def _enqueue(tx: Transaction, pool: Pool, request: Request, feature: str, wait: Wait, why: str) -> Outcome:
+    """The request found no seat: it waits at the end of the feature's queue (journal ``queue``)."""
+    place = len(pool.waiting(feature)) + 1
+    event: Queue = {"event": "queue", **_stamp(tx), **_request_fields(request), "feature": feature,
+                    "lease": request.lease, "reason": why, "until": iso(wait.until) or "", "until_ts": wait.until,
+                    "position": place, "waiter_pid": wait.pid, "waiter_pid_start": wait.pid_start,
+                    "waiter_node": wait.node}
+    commit(tx, event)
+    return _waiting(get_pool(tx, pool.name), feature, request.session, place, why)
+
+
+def _dequeue(tx: Transaction, pool: str, waiter: Waiter, reason: Literal["granted", "timed out", "waiter gone", "removed"]) -> None:
+    event: Dequeue = {"event": "dequeue", **_stamp(tx), "pool": pool, "feature": waiter.feature,
+                      "session": waiter.session, "reason": reason, "waited": round(tx.now - waiter.queued, 3)}
+    commit(tx, event)
+
+
+def serve_queue(tx: Transaction, pool_name: str, feature: str) -> list[Session]:
+    """Give seats to the feature's waiters in arrival order, each that may have one now (journal ``grant``
+    or ``share`` and ``dequeue``). A waiter that may not (its seat would be another project's reserved one,
+    its user is at a MAX) keeps its place, and a later one that may is served: no request ever takes a seat
+    an earlier waiter could have had. Called whenever a seat frees, and at the start of every command."""
+    pool = tx.get_pool(pool_name)
+    served: list[Session] = []
+    for waiter in (pool.waiting(feature) if pool else []):
+        if waiter.until <= tx.now:
+            continue  # timed out: the next reap says so
+        outcome = acquire(tx, Request(**waiter.request), journal_denial=False)
+        if outcome.granted and outcome.session is not None:
+            _dequeue(tx, pool_name, waiter, "granted")
+            served.append(outcome.session)
+    return served
+
+
+def _tidy_queue(tx: Transaction, pool: Pool, host: Host) -> None:
+    """Waiters whose time ran out leave the queue denied; waiters whose process on this node is gone
+    leave it; then whoever may have a seat now gets it (a license loaded, a reservation changed)."""
+    here = host.node()
+    for waiter in pool.queue:
+        if waiter.until <= tx.now:
+            _time_out(tx, pool, waiter)
+        elif waiter.pid is not None and waiter.node is not None and same_machine(waiter.node, here) and (
+            not host.pid_alive(waiter.pid)
+            or (waiter.pid_start is not None and host.process_start(waiter.pid) != waiter.pid_start)
+        ):
+            _dequeue(tx, pool.name, waiter, "waiter gone")
+    for feature in dict.fromkeys(w.feature for w in pool.queue):
+        serve_queue(tx, pool.name, feature)
+
+
+def _time_out(tx: Transaction, pool: Pool, waiter: Waiter) -> None:
+    """The waiter's time ran out: it leaves the queue, and its request is journaled as denied."""
+    _dequeue(tx, pool.name, waiter, "timed out")
+    waited = round(tx.now - waiter.queued)
+    request = Request(**waiter.request)
+    in_use = tx.seats_in_use(pool.name, waiter.feature)
+    _deny(tx, pool, request, waiter.feature, "", in_use,
+          ("", f"waited {waited} s in the queue and no seat it may take was freed ({in_use} of "
+               f"{pool.issued(waiter.feature)} in use)"), None, False, True)
+
+
+def give_up(tx: Transaction, pool_name: str, feature: str, session: str) -> Outcome | None:
+    """A waiter whose time is up: out of the queue, denied (None when it got its seat meanwhile)."""
+    live = tx.get_session(session)
+    pool = get_pool(tx, pool_name)
+    if live is not None:
+        return Outcome(True, pool.name, feature, live.seat, live, live.shared, "granted from the queue",
+                       pool.issued(feature), tx.seats_in_use(pool.name, feature))
+    for waiter in pool.waiting(feature):
+        if waiter.session == session:
+            _time_out(tx, pool, waiter)
+    in_use = tx.seats_in_use(pool.name, feature)
+    return Outcome(False, pool.name, feature, "", None, False,
+                   f"denied: waited in the queue and no seat it may take was freed ({in_use} of "
+                   f"{pool.issued(feature)} in use)", pool.issued(feature), in_use,
+                   denial_text=rule_of(pool).DENIAL_TEXT)
+
+
 def acquire_waiting(
     open_transaction: Callable[[], ContextManager[Transaction]],
     request: Request,
     wait: float,
+    admin: Callable[[Transaction], bool] = lambda tx: True,
+    waiter: Wait = Wait(0.0),
+    open_view: Callable[[], ContextManager[Transaction]] | None = None,
     sleep: Callable[[float], None] | None = None,
     monotonic: Callable[[], float] | None = None,
-    admin: Callable[[Transaction], bool] = lambda tx: True,
+    poll: float = 1.0,
+    queued: Callable[[Outcome], None] | None = None,
 ) -> Outcome:
-    """Acquire, and while denied keep asking for ``wait`` seconds, one transaction per attempt.
+    """Acquire; when no seat is free, wait up to ``wait`` seconds in the pool's queue for one.
 
-    Only the last attempt journals its denial. The wait between attempts doubles from 0.1 s to 1 s.
+    The request takes its place in one transaction; the seat is then handed to it by whichever command
+    frees one (in that command's transaction, so nobody arriving later can take it first). Meanwhile
+    this process sleeps, and every ``poll`` seconds reads (``open_view``, a read-only snapshot where the
+    store has one) whether its session exists. At the end of its time it leaves the queue, denied.
     """
     import time
 
     sleep = sleep or time.sleep
     monotonic = monotonic or time.monotonic
+    view = open_view or open_transaction
     deadline = monotonic() + wait
-    delay = 0.1
-    while True:
-        last_try = monotonic() >= deadline
-        with open_transaction() as tx:
-            outcome = acquire(tx, request, journal_denial=last_try, admin=admin(tx))
-        if outcome.granted or last_try:
-            return outcome
-        sleep(min(delay, max(0.0, deadline - monotonic())))
-        delay = min(delay * 2, 1.0)
+    with open_transaction() as tx:
+        outcome = acquire(tx, request, admin=admin(tx),
+                          wait=waiter._replace(until=tx.now + wait) if wait > 0 else None)
+    if outcome.queued is None:
+        return outcome  # granted, shared, or refused in a way waiting cannot change
+    if queued is not None:
+        queued(outcome)
+    feature = outcome.feature
+    while monotonic() < deadline:
+        sleep(min(poll, max(0.0, deadline - monotonic())))
+        with view() as tx:
+            session = tx.get_session(request.session)
+            pool = tx.get_pool(request.pool)
+            if session is not None:
+                return Outcome(True, request.pool, feature, session.seat, session, session.shared,
+                               f"granted from the queue: {session.seat}", pool.issued(feature) if pool else 0,
+                               tx.seats_in_use(request.pool, feature))
+            if pool is None or _place(pool, feature, request.session) is None:
+                break  # timed out (by another command's reap) or its pool removed
+    with open_transaction() as tx:
+        last = give_up(tx, request.pool, feature, request.session)
+    assert last is not None
+    return last
 
 
 # --------------------------------------------------------------------------- ending and extending

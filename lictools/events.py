@@ -241,9 +241,43 @@ class Recharge(Stamp):
     reason: str
 
 
+class Queue(Stamp, _Attributes):
+    """A request that found no seat and waits for one (``acquire --wait``), with the whole request."""
+
+    event: Literal["queue"]
+    pool: str
+    feature: str
+    session: str
+    lease: NotRequired[int | None]
+    # why it could not have a seat now
+    reason: str
+    # when it stops waiting (ISO 8601, and epoch seconds)
+    until: str
+    until_ts: float
+    # its place in the feature's queue (1: next)
+    position: int
+    # the waiting lictools process: when it is gone, so is the waiter
+    waiter_pid: NotRequired[int | None]
+    waiter_pid_start: NotRequired[int | None]
+    waiter_node: NotRequired[str | None]
+
+
+class Dequeue(Stamp):
+    """A waiter left the queue: ``granted`` (a ``grant`` of its session comes with it), ``timed out``
+    (a ``deny`` comes with it), ``waiter gone`` (its process ended) or ``removed`` (its pool went)."""
+
+    event: Literal["dequeue"]
+    pool: str
+    feature: str
+    session: str
+    reason: Literal["granted", "timed out", "waiter gone", "removed"]
+    # seconds it waited
+    waited: float
+
+
 Event = Union[
     PoolAdd, PoolSet, PoolRemove, LicenseAdd, LicenseRemove, Reserve, Config, Grant, Deny, Refresh, Detach, End, Recharge,
-    PolicyAdd, PolicyRemove, GroupSet, GroupRemove,
+    PolicyAdd, PolicyRemove, GroupSet, GroupRemove, Queue, Dequeue,
 ]
 
 KINDS: dict[str, type] = {
@@ -267,6 +301,8 @@ KINDS: dict[str, type] = {
     "policy-remove": PolicyRemove,
     "group-set": GroupSet,
     "group-remove": GroupRemove,
+    "queue": Queue,
+    "dequeue": Dequeue,
 }
 """Every event kind and its record."""
 

@@ -8,8 +8,7 @@ last event counted and the totals) and each run reads only the events after it. 
 memo, never the truth: when it is missing, unreadable, or the journal no longer holds the event it
 ends at (another state file, a state rebuilt), the count starts again from the first event.
 
-``lictools_queued`` (issue 11) is left out until acquire can queue: a gauge that is always 0 would
-tell a dashboard that nobody waits.
+``lictools_queued`` counts the requests waiting in each pool feature's queue (``acquire --wait``).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ GAUGES = (
     ("lictools_seats_reserved", "reserved", "Seats reserved for projects (the sum of the reservations)."),
     ("lictools_seats_free", "free", "Seats issued and not in use, reserved seats included."),
     ("lictools_sessions", "sessions", "Live sessions; several sessions may share one seat."),
+    ("lictools_queued", "queued", "Requests waiting in the pool feature's queue (acquire --wait) for a seat."),
 )
 DENIALS = ("lictools_denials_total", "Requests refused a seat (deny events in the journal).")
 USER_SEATS = ("lictools_user_seats_in_use",

@@ -83,6 +83,33 @@ class Policy:
 
 
 @dataclass(slots=True)
+class Waiter:
+    """A request waiting in its pool's queue (``acquire --wait``): granted in arrival order when a seat it may
+    take frees, like FlexNet's and RLM's queued checkouts."""
+
+    session: str
+    feature: str
+    # the request's attributes (the Request fields), to decide it again when a seat frees
+    request: dict[str, Any]
+    queued: float
+    # when it stops waiting (epoch seconds)
+    until: float
+    # the waiting lictools process, on ``node``: a waiter whose process is gone leaves the queue
+    pid: int | None = None
+    pid_start: int | None = None
+    node: str | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"session": self.session, "feature": self.feature, "request": dict(self.request),
+                "queued": self.queued, "until": self.until, "pid": self.pid, "pid_start": self.pid_start,
+                "node": self.node}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Waiter:
+        return cls(**{**doc, "request": dict(doc["request"])})
+
+
+@dataclass(slots=True)
 class Pool:
     """One licensed product installation."""
 
@@ -95,6 +122,8 @@ class Pool:
     created: float = 0.0
     # the pool's options-file lines, in the order they were added
     policies: list[Policy] = field(default_factory=list)
+    # requests waiting for a seat (acquire --wait), in arrival order
+    queue: list[Waiter] = field(default_factory=list)
 
     def issued(self, feature: str) -> int:
         """Seats issued for ``feature``: the sum over every loaded serial."""
@@ -117,6 +146,7 @@ class Pool:
             "reservations": {p: dict(per) for p, per in self.reservations.items()},
             "created": self.created,
             "policies": [p.to_doc() for p in self.policies],
+            "queue": [w.to_doc() for w in self.queue],
         }
 
     @classmethod
@@ -129,7 +159,12 @@ class Pool:
             reservations={p: dict(per) for p, per in doc.get("reservations", {}).items()},
             created=doc.get("created", 0.0),
             policies=[Policy.from_doc(p) for p in doc.get("policies", [])],
+            queue=[Waiter.from_doc(w) for w in doc.get("queue", [])],
         )
+
+    def waiting(self, feature: str) -> list[Waiter]:
+        """The requests waiting for a seat of ``feature``, in arrival order."""
+        return [w for w in self.queue if w.feature == feature]
 
 
 @dataclass(slots=True, frozen=True)

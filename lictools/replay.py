@@ -63,7 +63,7 @@ from typing import Any, Iterable
 
 from lictools import events as kinds
 from lictools.admission import charges, holder_text, shared_capacity, shared_used
-from lictools.apply import NoSuchPolicy, NoSuchPool, NoSuchSeat, NoSuchSession, UnknownEvent, apply
+from lictools.apply import NoSuchPolicy, NoSuchPool, NoSuchSeat, NoSuchSession, NoSuchWaiter, UnknownEvent, apply
 from lictools.errors import DamagedStateError
 from lictools.model import SESSION_FIELDS, Pool, Session
 from lictools.stores.memory import MemoryTransaction, empty_document
@@ -140,7 +140,7 @@ def replay(events: Iterable[dict[str, Any]]) -> ReplayedState:
         _audit_before(st, ev, where)
         try:
             apply(tx, ev)
-        except (NoSuchSession, NoSuchPool, NoSuchSeat, NoSuchPolicy) as exc:
+        except (NoSuchSession, NoSuchPool, NoSuchSeat, NoSuchPolicy, NoSuchWaiter) as exc:
             st.problems.append(f"{where}: {exc.args[0]} at this point of the journal")
             continue
         except UnknownEvent:

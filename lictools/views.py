@@ -35,7 +35,7 @@ def pool_features(pool: Pool, tx: Transaction) -> list[str]:
 
 
 def info(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
-    """Per pool and feature: issued, in use, reserved, free, available, sessions (the ``info`` JSON shape)."""
+    """Per pool and feature: issued, in use, reserved, free, sessions, available, queued (the ``info`` JSON shape)."""
     rows = []
     for p in pools(tx, pool):
         for feature in pool_features(p, tx):
@@ -52,6 +52,7 @@ def info(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
                 "free": issued - in_use,
                 "sessions": len(tx.find_sessions(pool=p.name, feature=feature)),
                 "available": available(issued, reserved, usage),
+                "queued": len(p.waiting(feature)),
             })
     return rows
 
@@ -100,6 +101,28 @@ def users(
             "reservation": held[0].seat_project if "=" in (held[0].seat_project or "") else None,
             "detached": all(s.detached for s in held),
         })
+    return rows
+
+
+def waiters(
+    tx: Transaction, pool: str | None = None, feature: str | None = None, user: str | None = None,
+    host: str | None = None,
+) -> list[dict[str, Any]]:
+    """``users --queued``: the requests waiting in the pools' queues (``acquire --wait``), in arrival order."""
+    rows = []
+    for p in pools(tx, pool):
+        for name in dict.fromkeys(w.feature for w in p.queue):
+            if feature is not None and name != feature:
+                continue
+            for place, w in enumerate(p.waiting(name), 1):
+                if (user is not None and w.request.get("user") != user) or (host is not None and w.request.get("host") != host):
+                    continue
+                rows.append({
+                    "pool": p.name, "feature": name, "position": place, "session": w.session,
+                    "user": w.request.get("user"), "host": w.request.get("host"), "node": w.request.get("node"),
+                    "project": w.request.get("project"), "since": iso(w.queued), "until": iso(w.until),
+                    "pid": w.pid,
+                })
     return rows
 
 

@@ -31,7 +31,7 @@ def test_demo_flow(lt):
     info = lt("--format", "json", "info", "demo").json()
     assert info == [
         {"pool": "demo", "product": "generic", "feature": "seats", "issued": 2, "in_use": 1,
-         "reserved": 0, "free": 1, "sessions": 1, "available": 1}
+         "reserved": 0, "free": 1, "sessions": 1, "available": 1, "queued": 0}
     ]
 
 

@@ -85,7 +85,7 @@ def test_info_available_excludes_reserved_seats(lt):
     row = [r for r in lt("--format", "json", "info", "m").json() if r["feature"] == "threads"][0]
     assert (row["free"], row["available"]) == (3, 1)
     table = lt("info", "m").out.splitlines()
-    assert table[0].split() == ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "available", "sessions"]
+    assert table[0].split() == ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "available", "sessions", "queued"]
 
 
 def test_users_sessions_one_line_per_checkout(lt):

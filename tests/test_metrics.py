@@ -9,7 +9,7 @@ import pytest
 parser = pytest.importorskip("prometheus_client.parser", reason="prometheus-client is a test extra: pip install -e '.[test]'")
 
 GAUGES = {"lictools_seats_issued", "lictools_seats_in_use", "lictools_seats_reserved", "lictools_seats_free",
-          "lictools_sessions"}
+          "lictools_sessions", "lictools_queued"}
 
 
 def families(text: str) -> dict:
@@ -54,7 +54,28 @@ def test_exposition_parses_with_the_right_values(lt):
     # every feature info lists (magic-xpa's threads and ria too), each labelled pool and feature
     assert {tuple(sorted(s.labels.items())) for s in fams["lictools_seats_issued"].samples} == {
         (("feature", f), ("pool", p)) for p, f in (("cad", "solver"), ("magic", "threads"), ("magic", "ria"), ("magic", "web"))}
-    assert "lictools_queued" not in r.out  # no queueing yet: no gauge that would always say 0
+    assert value(fams, "lictools_queued", **cad) == 0
+
+
+def test_queued_gauge_counts_the_requests_waiting(lt, state):
+    """lictools_queued: the requests waiting in a pool feature's queue (acquire --wait)."""
+    import subprocess
+    import sys
+    import time
+
+    assert lt("pool", "add", "q", "--product", "generic", "--license", "f=1").code == 0
+    assert lt("acquire", "q", "--feature", "f").code == 0
+    env = {**__import__("os").environ, "LICTOOLS_STATE": str(state)}
+    waiter = subprocess.Popen([sys.executable, "-m", "lictools", "acquire", "q", "--feature", "f", "--wait", "60"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while value(families(lt("metrics").out), "lictools_queued", pool="q", feature="f") != 1:
+            assert time.monotonic() < deadline, "the waiter never showed"
+            time.sleep(0.05)
+    finally:
+        waiter.kill()
+        waiter.wait()
 
 
 def test_by_user_gauge(lt):
@@ -94,7 +115,7 @@ def test_a_new_state_at_the_same_path_starts_the_count_again(lt, state):
 def test_label_values_are_escaped():
     from lictools.metrics import exposition
 
-    row = {"pool": 'we"ird\\pool', "feature": "f", "issued": 1, "in_use": 0, "reserved": 0, "free": 1, "sessions": 0}
+    row = {"pool": 'we"ird\\pool', "feature": "f", "issued": 1, "in_use": 0, "reserved": 0, "free": 1, "sessions": 0, "queued": 0}
     text = exposition([row], {}, {('we"ird\\pool', "f", "line\nbreak"): 1})
     fams = families(text)
     assert fams["lictools_seats_issued"].samples[0].labels == {"pool": 'we"ird\\pool', "feature": "f"}

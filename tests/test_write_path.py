@@ -109,6 +109,7 @@ def test_every_journal_line_has_a_version_and_the_keys_of_its_kind(lt, clock):
         ("acquire", "p", "--feature", "f", "--session", "b"),
         ("acquire", "p", "--feature", "f", "--session", "c", "--user", "zed"),
         ("acquire", "p", "--feature", "f", "--session", "d", "--user", "yan"),
+        ("acquire", "p", "--feature", "f", "--session", "w", "--user", "wes", "--wait", "0.3"),  # queue, times out
         ("refresh", "a"),
         ("acquire", "p", "--feature", "f", "--session", "a"),
         ("detach", "b"),

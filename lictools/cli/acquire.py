@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import caller_is_admin, example, settings, transaction
+from lictools.cli.common import caller_is_admin, example, settings, transaction, warn
 from lictools.cli.options import FEATURES, POOLS, SECONDS
 
 
@@ -31,7 +31,8 @@ from lictools.cli.options import FEATURES, POOLS, SECONDS
               help="Process id of the client on --node: gc --check-pids frees the seat when it is gone "
                    "(default: none; listings then show the caller's parent PID, never checked).")
 @click.option("--lease", type=click.IntRange(0, 315_360_000), help="Seconds before the session expires without a refresh (0: never).")
-@click.option("--wait", type=SECONDS, default=0, metavar="SECONDS", help="Keep trying this long when denied.")
+@click.option("--wait", type=SECONDS, default=0, metavar="SECONDS",
+              help="When no seat is free, wait this long in the pool's queue: seats are handed out in arrival order.")
 @click.option("--dry-run", is_flag=True, help="Say whether it would be granted, shared or denied, and why; change nothing.")
 def acquire(pool: str, feature: str | None, session: str | None, user: str | None, host: str | None,
             node: str | None, terminal: bool, app: str | None, project: str | None, parent: str | None,
@@ -56,7 +57,10 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
         with transaction() as tx:
             outcome = engine.acquire(tx, request, dry_run=True, admin=caller_is_admin(tx))
     else:
-        outcome = engine.acquire_waiting(transaction, request, wait, admin=caller_is_admin)
+        me = os.getpid()
+        outcome = engine.acquire_waiting(transaction, request, wait, admin=caller_is_admin,
+                                         waiter=engine.Wait(0.0, me, SYSTEM.process_start(me), SYSTEM.node()),
+                                         queued=lambda waiting: warn(f"{waiting.reason}; waiting up to {wait:g} s"))
 
     fmt = settings().fmt
     doc = outcome.to_doc()

@@ -7,7 +7,7 @@ import click
 from lictools.cli.common import example, settings, transaction
 from lictools.cli.options import POOLS
 
-COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "available", "sessions"]
+COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "available", "sessions", "queued"]
 """Table columns; JSON and CSV add new keys at the end, so scripts reading columns by position keep working."""
 
 

@@ -8,6 +8,7 @@ from lictools.cli.common import example, settings, transaction
 from lictools.cli.options import FEATURES, POOLS
 
 COLUMNS = ["pool", "feature", "seat", "users", "hosts", "sessions", "since", "expires"]
+QUEUE_COLUMNS = ["pool", "feature", "position", "session", "user", "host", "since", "until"]
 SESSION_COLUMNS = ["session", "pool", "feature", "user", "host", "node", "client", "pid", "uid", "since",
                    "refreshed", "expires"]
 
@@ -23,7 +24,9 @@ SESSION_COLUMNS = ["session", "pool", "feature", "user", "host", "node", "client
 @click.option("--host", help="Only seats (with --sessions: sessions) from this client host.")
 @click.option("--sessions", "per_session", is_flag=True,
               help="One row per session: user, host, node, client, pid, uid, since, last refresh, expires.")
-def users(pool: str | None, feature: str | None, user: str | None, host: str | None, per_session: bool) -> None:
+@click.option("--queued", is_flag=True, help="The requests waiting in the queue (acquire --wait), in arrival order.")
+def users(pool: str | None, feature: str | None, user: str | None, host: str | None, per_session: bool,
+          queued: bool) -> None:
     """Seats in use: pool, feature, seat key, users, hosts, sessions, since, expires.
 
     With --user or --host, the seats such a session shares, with all their holders. A table
@@ -33,7 +36,9 @@ def users(pool: str | None, feature: str | None, user: str | None, host: str | N
     from lictools.output import emit_rows
 
     with transaction() as tx:
-        if per_session:
+        if queued:
+            rows, columns = views.waiters(tx, pool, feature, user, host), QUEUE_COLUMNS
+        elif per_session:
             rows, columns = views.checkouts(tx, pool, feature, user, host), SESSION_COLUMNS
         else:
             rows, columns = views.users(tx, pool, feature, user, host), COLUMNS
