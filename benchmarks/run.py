@@ -17,6 +17,10 @@ Benchmarks (docs/performance.md explains the method and the goals):
 3. 200 processes started at once acquiring from a pool of 50 seats vs 200 floor processes
 4. the engine in one process: durable acquire+release pairs/s vs a bare write-fsync-rename-fsync loop
 5. ``acquire`` with 1,000,000 journal events vs an empty journal, both layouts
+6. the herd: N processes released at one instant through a pipe (N = 200 and 1,000), default settings,
+   per-process latency percentiles and CPU, vs N floor processes released the same way
+7. 100,000 live sessions (state.db): acquire vs an empty state, while the good copy is due, while ``users`` runs
+8. ``journal --since-seq`` for the last 10 of 10,000,000 events: peak memory, both layouts
 
 No absolute thresholds: a machine that is twice as slow gives the same ratios. Runs of the
 things compared are interleaved (A, B, A, B ...) so drift (other load, CPU frequency, page cache)
@@ -56,6 +60,10 @@ PLAN = {
     "block4_s": (2.0, 0.5),  # seconds per block, benchmark 4
     "runs5": (15, 9),  # per journal size and layout, benchmark 5
     "events5": (1_000_000, 1_000_000),
+    "herd": ((200, 5), (1000, 2)),  # (processes, releases) of benchmark 6; --quick: 200 x 2 only
+    "runs7": (15, 7),  # per variant, benchmark 7
+    "sessions7": (100_000, 100_000),
+    "events8": (10_000_000, 1_000_000),
 }
 
 RESULTS: dict[str, Any] = {"benchmarks": {}}
@@ -63,6 +71,8 @@ RESULTS: dict[str, Any] = {"benchmarks": {}}
 
 # --------------------------------------------------------------------------- small helpers
 def plan(key: str, quick: bool) -> Any:
+    if key == "herd":
+        return ((200, 2),) if quick and not PLAN.get("herd_fixed") else PLAN[key]
     return PLAN[key][1 if quick else 0]
 
 
@@ -98,6 +108,16 @@ def run_timed(argv: list[str], env: dict[str, str], expect: tuple[int, ...] = (0
     if proc.returncode not in expect:
         raise SystemExit(f"benchmark command failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
     return elapsed, proc.stdout
+
+
+def run_timed_any(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Like run_timed, but an exit 5 is a result (``"exit 5"``), not a failure of the suite."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode not in (0, 5):
+        raise SystemExit(f"benchmark command failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
+    return elapsed, "exit 5" if proc.returncode == 5 else proc.stdout
 
 
 def lt(*args: str) -> list[str]:
@@ -316,17 +336,21 @@ def bench1(tmp: str, quick: bool) -> None:
         ratio = m / floor
         min_ratio = min(samples[name]) / floor_min  # least disturbed run of each: a cross-check on noisy machines
         goal = name != "floor"
-        met = ratio <= 1.15
+        met = ratio <= GOAL1
         rows.append({"name": name, "median_ms": m * 1000, "q1_ms": q1 * 1000, "q3_ms": q3 * 1000,
                      "min_ms": min(samples[name]) * 1000, "runs": len(samples[name]), "ratio_to_floor": ratio,
-                     "min_ratio_to_floor": min_ratio, "goal": "<= 1.15x floor" if goal else None,
+                     "min_ratio_to_floor": min_ratio, "goal": f"<= {GOAL1}x floor" if goal else None,
                      "met": met if goal else None})
         table.append([name, ms(m), f"{ms(q1)}-{ms(q3)}", ms(min(samples[name])), f"{ratio:.2f}x", f"{min_ratio:.2f}x",
                       verdict(met) if goal else "(baseline)"])
-    say(f"{runs} interleaved runs each, fresh process per run; goal: median at most 1.15x the floor's "
+    say(f"{runs} interleaved runs each, fresh process per run; goal: median at most {GOAL1}x the floor's "
         "(the ratio of the fastest runs is a cross-check)")
-    print_table(["command", "median ms", "IQR ms", "min ms", "vs floor", "min vs min", "goal <= 1.15x"], table)
+    print_table(["command", "median ms", "IQR ms", "min ms", "vs floor", "min vs min", f"goal <= {GOAL1}x"], table)
     record("1", rows, runs=runs)
+
+
+GOAL1 = 1.05
+"""Issue 9: a whole-process acquire within 1.05x of the floor (issue 5 asked 1.15x)."""
 
 
 # --------------------------------------------------------------------------- 2. live sessions
@@ -643,8 +667,295 @@ def bench5(tmp: str, quick: bool) -> None:
     record("5", rows, runs=runs, events=events)
 
 
+
+# --------------------------------------------------------------------------- 6. the herd
+def _wait_blocked(pids: list[int], limit: float = 60.0) -> None:
+    """Until every gate shell sleeps in its read (or ``limit`` seconds)."""
+    deadline = time.monotonic() + limit
+    waiting = set(pids)
+    while waiting and time.monotonic() < deadline:
+        for pid in list(waiting):
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+                with open(f"/proc/{pid}/wchan", "rb") as f:
+                    wchan = f.read()
+            except OSError:
+                waiting.discard(pid)
+                continue
+            if state == b"S" and b"pipe" in wchan:
+                waiting.discard(pid)
+        time.sleep(0.05)
+
+
+class HoldWatch:
+    """Samples ``<state>.lock`` every 5 ms during a herd: the longest time one holder kept it.
+
+    (What ``--lock-timeout`` must allow: a holder starved of CPU by the herd starting up.)
+    """
+
+    def __init__(self, lock_path: str | None) -> None:
+        self.lock_path, self.longest, self.stop = lock_path, 0.0, False
+
+    def __enter__(self) -> "HoldWatch":
+        import threading
+
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        if self.lock_path:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop = True
+        if self.lock_path:
+            self.thread.join()
+
+    def run(self) -> None:
+        import fcntl
+
+        last, since = None, time.monotonic()
+        while not self.stop:
+            try:
+                fd = os.open(self.lock_path, os.O_RDONLY)
+                try:
+                    stamp = os.pread(fd, 32, 0)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                        held = False
+                    except BlockingIOError:
+                        held = True
+                finally:
+                    os.close(fd)
+            except OSError:
+                stamp, held = b"", False
+            now = time.monotonic()
+            if stamp != last or not held:
+                last, since = stamp, now
+            else:
+                self.longest = max(self.longest, now - since)
+            time.sleep(0.005)
+
+
+def release_herd(argv: list[str], n: int, env: dict[str, str], err_path: str) -> dict[str, Any]:
+    """Start ``n`` processes that block on one pipe, then release them at one instant by closing it.
+
+    Each child is ``sh -c 'read _; exec "$@"'``: once every shell sleeps in its read, closing the
+    pipe's write end wakes them all together and each execs the command. Latency is from the
+    release to the child's exit (os.wait4 in completion order); CPU is the child's own user +
+    system time (its rusage from wait4).
+    """
+    read_end, write_end = os.pipe()
+    gate = ["sh", "-c", 'read _ ; exec "$@"', "sh", *argv]
+    procs: dict[int, subprocess.Popen] = {}
+    with open(err_path, "ab") as err:
+        for _ in range(n):
+            proc = subprocess.Popen(gate, stdin=read_end, stdout=subprocess.DEVNULL, stderr=err, env=env)
+            procs[proc.pid] = proc
+    os.close(read_end)
+    _wait_blocked(list(procs))
+    load = os.getloadavg()[0]
+    with open("/proc/loadavg") as f:  # processes runnable right now (the 1-minute average still holds the last herd)
+        runnable = int(f.read().split()[3].split("/")[0]) - 1
+    state = env.get("LICTOOLS_STATE")
+    with HoldWatch(state + ".lock" if state else None) as watch:
+        t0 = time.monotonic()
+        os.close(write_end)
+        latencies, cpus, codes = [], [], []
+        for _ in range(n):
+            pid, status, usage = os.wait4(-1, 0)
+            latencies.append(time.monotonic() - t0)
+            code = os.waitstatus_to_exitcode(status)
+            codes.append(code)
+            cpus.append(usage.ru_utime + usage.ru_stime)
+            if pid in procs:
+                procs[pid].returncode = code
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(n - 1, int(round(p / 100 * n + 0.5)) - 1)]
+
+    return {"n": n, "wall_s": latencies[-1], "p50_s": pct(50), "p90_s": pct(90), "p99_s": pct(99),
+            "cpu_ms_mean": 1000 * sum(cpus) / n, "cpu_ms_median": 1000 * median(cpus), "load_before": load,
+            "runnable_before": runnable, "longest_hold_s": watch.longest,
+            "exits": {str(c): codes.count(c) for c in sorted(set(codes))}}
+
+
+def bench6(tmp: str, quick: bool) -> None:
+    say("\n## 6. the herd: N processes released at one instant, default settings, 50 seats")
+    seats = 50
+    rows, table = [], []
+    for n, reps in plan("herd", quick):
+        for rep in range(reps):
+            err_path = os.path.join(tmp, f"herd-{n}-{rep}.stderr")
+            floor = release_herd(FLOOR, n, clean_env(), err_path)
+            path = os.path.join(tmp, f"b6-{n}-{rep}", "state.db")
+            make_pool(path, seats, lease="0")
+            env = clean_env(path)
+            mine = release_herd(lt("acquire", POOL, "--feature", FEATURE), n, env, err_path)
+            _, out = run_timed(lt("--format", "json", "info", POOL), env)
+            in_use = json.loads(out)[0]["in_use"]
+            granted, denied, busy = (mine["exits"].get(str(c), 0) for c in (0, 3, 5))
+            exact = granted == seats and denied == n - seats and in_use == seats
+            wall_ratio = mine["wall_s"] / floor["wall_s"]
+            p99_ratio = mine["p99_s"] / floor["p99_s"]
+            cpu_ratio = mine["cpu_ms_mean"] / floor["cpu_ms_mean"]
+            if n >= 1000:
+                goal, met = "exactly 50 granted, 0 busy; wall and CPU <= 1.2x floor", (
+                    exact and busy == 0 and wall_ratio <= 1.2 and cpu_ratio <= 1.2)
+            else:
+                goal, met = "0 busy; p99 <= 1.2x floor's p99", busy == 0 and p99_ratio <= 1.2
+            rows.append({"name": f"herd of {n} (release {rep + 1})", "floor": floor, "lictools": mine,
+                         "in_use": in_use, "exact": exact, "ratio_wall": wall_ratio, "ratio_p99": p99_ratio,
+                         "ratio_cpu": cpu_ratio, "goal": goal, "met": met})
+            for label, r in (("floor", floor), ("acquire", mine)):
+                table.append([f"{n} x {label} #{rep + 1}", f"{r['load_before']:.0f} / {r['runnable_before']}",
+                              f"{r['wall_s']:.1f}",
+                              f"{r['p50_s']:.2f}", f"{r['p90_s']:.2f}", f"{r['p99_s']:.2f}", f"{r['cpu_ms_mean']:.0f}",
+                              "" if label == "floor" else f"{granted}/{denied}/{busy}, in_use {in_use}",
+                              "" if label == "floor" else f"{r['longest_hold_s']:.2f}",
+                              "" if label == "floor" else f"{wall_ratio:.2f}x / {p99_ratio:.2f}x / {cpu_ratio:.2f}x",
+                              "(baseline)" if label == "floor" else verdict(met)])
+    say("each release: the floor herd, then lictools acquire (no --lock-timeout: the default); latency from the "
+        "release to each exit; CPU per process = its own user+system time; load = the 1-minute load average "
+        "(still counting the previous herd) / processes runnable at the release")
+    print_table(["herd", "load / runnable", "wall s", "p50 s", "p90 s", "p99 s", "CPU ms/proc", "granted/denied/busy",
+                 "longest hold s",
+                 "wall / p99 / CPU vs floor", "goal"], table)
+    record("6", rows)
+
+
+# --------------------------------------------------------------------------- 7. 100,000 sessions
+def fill_sessions(path: str, n: int) -> None:
+    """``n`` live sessions (lease 0) written in one transaction, through the store (its counters included)."""
+    populate(path, n)
+
+
+def _wait_for_copy(bak: str, limit: float = 120.0) -> float:
+    """Seconds until the background good copy refreshed ``bak`` (its mtime was set to 0)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            if os.stat(bak).st_mtime > 0:
+                return time.monotonic() - t0
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+    return float("nan")
+
+
+def bench7(tmp: str, quick: bool) -> None:
+    n = plan("sessions7", quick)
+    say(f"\n## 7. {n:,} live sessions (state.db): acquire vs empty, while the good copy is due, while `users` runs")
+    runs = plan("runs7", quick)
+    empty = os.path.join(tmp, "b7-empty", "state.db")
+    big = os.path.join(tmp, "b7-big", "state.db")
+    t0 = time.perf_counter()
+    for path in (empty, big):
+        make_pool(path, 1_000_000)
+    fill_sessions(big, n)
+    run_timed(lt("acquire", POOL, "--feature", FEATURE), clean_env(big))  # takes the first good copy
+    _wait_for_copy(big + ".bak")
+    say(f"(filled in {time.perf_counter() - t0:.1f}s; state {os.path.getsize(big) / 2**20:.0f} MiB; {runs} interleaved runs each)")
+    names = ["empty state", f"{n:,} sessions", f"{n:,} sessions, good copy due", f"{n:,} sessions, users running"]
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    copy_s: list[float] = []
+    users_s: list[float] = []
+    acquire = lt("acquire", POOL, "--feature", FEATURE)
+    busy = 0
+
+    def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:  # an older lictools may answer busy
+        nonlocal busy
+        t, out = run_timed_any(argv, env)
+        busy += out == "exit 5"
+        return t, out
+
+    for i in range(runs + 1):
+        for name in names if i % 2 else list(reversed(names)):
+            env = clean_env(empty if name == names[0] else big)
+            if name == names[2]:
+                os.utime(big + ".bak", (0, 0))
+                t, _ = timed(acquire, env)
+                copy_s.append(_wait_for_copy(big + ".bak"))
+            elif name == names[3]:
+                reader = subprocess.Popen(lt("users"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                r0 = time.perf_counter()
+                time.sleep(0.2)  # well inside its read of the whole state
+                t, _ = timed(acquire, env)
+                reader.wait()
+                users_s.append(time.perf_counter() - r0)
+            else:
+                t, _ = timed(acquire, env)
+            if i:
+                samples[name].append(t)
+    plain = median(samples[names[1]])
+    rows, table = [], []
+    for name, base, goal in ((names[0], None, None), (names[1], names[0], 1.1), (names[2], names[1], 1.2),
+                             (names[3], names[1], 1.2)):
+        m = median(samples[name])
+        ratio = m / median(samples[base]) if base else 1.0
+        met = ratio <= goal if goal else None
+        against = "empty" if base == names[0] else "plain"
+        rows.append({"name": f"acquire, {name}", "median_ms": m * 1000, "ratio_to_base": ratio,
+                     "goal": f"<= {goal}x {against}" if goal else None, "met": met})
+        table.append([name, ms(m), f"{ratio:.2f}x" + (f" of {against}" if base else ""),
+                      verdict(met) if goal else "(baseline)"])
+    say(f"the good copy, taken in the background after the acquire answered: median {median(copy_s):.2f}s; "
+        f"`users` alone: median {median(users_s):.2f}s; acquires answered busy (exit 5): {busy}")
+    print_table(["acquire on", "median ms", "ratio", "goal"], table)
+    record("7", rows, runs=runs, sessions=n, copy_s=median(copy_s), users_s=median(users_s), plain_ms=plain * 1000)
+
+
+# --------------------------------------------------------------------------- 8. journal tail memory
+def peak_rss(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """(peak resident MiB, stdout lines, seconds) of one process.
+
+    Measured by ``/usr/bin/time``, which forks the command from its own small process: a child
+    forked from this (large) benchmark process would start with our pages in its high-water mark.
+    """
+    t0 = time.perf_counter()
+    with tempfile.NamedTemporaryFile("r") as report:
+        proc = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M", *argv], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        kib = int(report.read().split()[-1])
+    return kib / 1024, proc.stdout.count(b"\n"), time.perf_counter() - t0
+
+
+def bench8(tmp: str, quick: bool) -> None:
+    events = plan("events8", quick)
+    say(f"\n## 8. `journal --since-seq` for the last 10 of {events:,} events: peak memory")
+    if not os.access("/usr/bin/time", os.X_OK):
+        say("(skipped: /usr/bin/time measures the peak memory; apt-get install time)")
+        return
+    rows, table = [], []
+    floor_rss, _, _ = peak_rss(FLOOR, clean_env())
+    table.append(["floor", "", f"{floor_rss:.0f}", "", "", "(reference)"])
+    for layout in ("sqlite", "json"):
+        path = state_layouts(os.path.join(tmp, "b8"))[layout]
+        make_pool(path, 1_000_000)
+        with new_store(path).transaction() as tx:
+            from lictools import engine
+
+            engine.acquire(tx, request("template-session"))
+        t0 = time.perf_counter()
+        (fill_sqlite_journal if layout == "sqlite" else fill_json_journal)(path, events - 2)
+        built = time.perf_counter() - t0
+        env = clean_env(path)
+        rss, lines, seconds = peak_rss(lt("journal", "--since-seq", str(events - 10)), env)
+        name = "state.db" if layout == "sqlite" else "state.json (+ .journal)"
+        met = rss < 50 and lines == 10
+        rows.append({"name": f"journal tail, {name}", "rss_mib": rss, "lines": lines, "seconds": seconds,
+                     "events": events, "goal": "< 50 MiB, 10 events", "met": met, "ratio_rss_to_floor": rss / floor_rss})
+        table.append([name, f"{events:,}", f"{rss:.0f}", f"{lines}", f"{seconds:.2f}", verdict(met)])
+        say(f"({name}: journal written in {built:.0f}s)")
+        for f in os.listdir(os.path.dirname(path)):
+            if f.startswith(os.path.basename(path)):
+                os.unlink(os.path.join(os.path.dirname(path), f))
+    print_table(["layout", "events", "peak RSS MiB", "lines", "seconds", "goal < 50 MiB"], table)
+    record("8", rows, events=events, floor_rss_mib=floor_rss)
+
+
 # --------------------------------------------------------------------------- main
-BENCHES = {1: bench1, 2: bench2, 3: bench3, 4: bench4, 5: bench5}
+BENCHES = {1: bench1, 2: bench2, 3: bench3, 4: bench4, 5: bench5, 6: bench6, 7: bench7, 8: bench8}
 
 
 def summary() -> None:
@@ -662,11 +973,13 @@ def summary() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, state.db only in benchmark 3: 1-2 minutes")
-    parser.add_argument("--only", metavar="N[,N...]", help="run only these benchmarks (1-5)")
+    parser.add_argument("--only", metavar="N[,N...]", help="run only these benchmarks (1-8)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown tables to FILE")
     parser.add_argument("--tmp", metavar="DIR", default=None, help="where the temporary states go (default: $TMPDIR)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--herd", metavar="NxR[,NxR]", help="herd sizes and releases for benchmark 6 (default 200x5,1000x2)")
+    parser.add_argument("--events8", type=int, metavar="N", help="journal events for benchmark 8 (default 10,000,000)")
     args = parser.parse_args()
 
     if not os.access(LICTOOLS, os.X_OK):
@@ -676,10 +989,15 @@ def main() -> int:
     try:
         selected = sorted({int(x) for x in args.only.split(",")}) if args.only else sorted(BENCHES)
     except ValueError:
-        parser.error("--only takes benchmark numbers 1-5, e.g. --only 1,3")
+        parser.error("--only takes benchmark numbers 1-8, e.g. --only 1,6")
     if any(n not in BENCHES for n in selected):
-        parser.error("--only takes benchmark numbers 1-5")
+        parser.error("--only takes benchmark numbers 1-8")
 
+    if args.herd:
+        PLAN["herd"] = tuple(tuple(int(x) for x in part.split("x")) for part in args.herd.split(","))  # type: ignore
+        PLAN["herd_fixed"] = True
+    if args.events8:
+        PLAN["events8"] = (args.events8, args.events8)
     json_out = os.path.abspath(args.json) if args.json else None
     md_out = os.path.abspath(args.markdown) if args.markdown else None
     tmp = tempfile.mkdtemp(prefix="lictools-bench-", dir=args.tmp)

@@ -26,7 +26,7 @@ from lictools.host import SYSTEM, Host, same_machine
 from lictools.model import License, Policy, Pool, Request, Session, Waiter
 from lictools.rules import check_feature, check_options, get_rule
 from lictools.rules.base import Rule
-from lictools.stores.api import Transaction
+from lictools.stores.api import StateView, Transaction
 from lictools.timeutil import iso
 
 
@@ -101,7 +101,7 @@ class ReservationChange(NamedTuple):
 
 
 # --------------------------------------------------------------------------- helpers
-def get_pool(tx: Transaction, name: str) -> Pool:
+def get_pool(tx: StateView, name: str) -> Pool:
     """The pool called ``name``; NotFoundError (exit 4) if there is none."""
     validate.name(name, "pool name")
     pool = tx.get_pool(name)

@@ -14,6 +14,7 @@ EXIT_NOT_FOUND = 4
 EXIT_BUSY = 5
 EXIT_DAMAGED = 6
 EXIT_FORBIDDEN = 7
+EXIT_CANNOT_WRITE = 8
 
 
 class LictoolsError(Exception):
@@ -68,3 +69,13 @@ class ForbiddenError(LictoolsError):
     """Not allowed: an admin command by a non-admin, or another user's session (exit 7)."""
 
     exit_code = EXIT_FORBIDDEN
+
+
+class CannotWriteError(LictoolsError):
+    """The state cannot be written: no space left, a read-only filesystem, an I/O error (exit 8).
+
+    Not "damaged" (the state is fine, nothing was changed) and not a bug: the machine refused
+    the write, and the message says why.
+    """
+
+    exit_code = EXIT_CANNOT_WRITE

@@ -13,7 +13,7 @@ from lictools import engine, events, policies
 from lictools.admission import admit, holder_text, shared_capacity
 from lictools.errors import LictoolsError
 from lictools.model import Policy, Request, Session
-from lictools.stores.api import Transaction
+from lictools.stores.api import StateView, Transaction
 from lictools.timeutil import iso
 
 MAX_ID = 256
@@ -32,7 +32,7 @@ def _request_of(session: Session) -> Request:
     )
 
 
-def explain_session(tx: Transaction, session_id: str) -> dict[str, Any] | None:
+def explain_session(tx: StateView, session_id: str) -> dict[str, Any] | None:
     """The explanation of a live session, or None when no live session has this id."""
     if not isinstance(session_id, str) or not session_id.isprintable() or len(session_id) > MAX_ID:
         return None

@@ -106,19 +106,20 @@ def _load_cache(path: str, location: str) -> tuple[int, float, dict[tuple[str, s
 def _save_cache(path: str, location: str, seq: int, ts: float, counts: dict[tuple[str, str], int]) -> None:
     """Replace the cache atomically, with the state files' permissions; a folder this account may
     not write only means the next run counts from the start again."""
-    from lictools.stores.locking import open_private
+    from lictools.errors import LictoolsError
+    from lictools.stores import files
 
     doc = {"state": location, "seq": seq, "ts": ts, "denials": [[p, f, n] for (p, f), n in sorted(counts.items())]}
-    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = temp = None
     try:
-        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        fd, temp = files.create_exclusive(f"{path}.tmp-")
+        files.write_all(fd, json.dumps(doc).encode())
+        os.fsync(fd)
+        files.publish(fd, temp, path, "the metrics cache", sync=False)
+    except (OSError, LictoolsError):
+        pass
+    finally:
+        files.discard(fd, temp)
 
 
 def denial_totals(store: Store, use_cache: bool = True) -> dict[tuple[str, str], int]:

@@ -23,7 +23,7 @@ from lictools import validate
 from lictools.errors import UsageError
 from lictools.host import same_machine
 from lictools.model import POLICY_KINDS, POLICY_TARGETS, Policy, Pool, Session
-from lictools.stores.api import Transaction
+from lictools.stores.api import StateView, Transaction
 
 GROUP_SETTING = "group:"
 """Settings key prefix of a lictools group: ``group:designers`` -> the members as a JSON list."""
@@ -97,7 +97,7 @@ class Members:
         return group in self.lictools or unix_group_exists(group)
 
 
-def members(tx: Transaction) -> Members:
+def members(tx: StateView) -> Members:
     return Members(groups(tx.get_settings()))
 
 
@@ -191,8 +191,7 @@ def held_seats(sessions: Iterable[Session], policy: Policy, user: str, host: str
     return len({s.seat for s in sessions if matches(policy, s.user, s.host, groups_)})
 
 
-def maximum(
-    tx: Transaction, pool: Pool, feature: str, user: str, host: str, groups_: Members
+def maximum(tx: StateView, pool: Pool, feature: str, user: str, host: str, groups_: Members
 ) -> Refusal | None:
     """``max``: would one more seat of ``feature`` take this user, group or host beyond its maximum?
 

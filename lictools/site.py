@@ -24,7 +24,7 @@ from lictools.model import POLICY_KINDS, POLICY_TARGETS, Policy, Pool
 from lictools.permissions import SETTINGS
 from lictools.rules import check_feature, check_options, get_rule
 from lictools.rules.base import Rule
-from lictools.stores.api import Transaction
+from lictools.stores.api import StateView, Transaction
 
 INITIAL = "initial-"
 """The serial ``licenses = {FEATURE = COUNT}`` loads, as ``pool add --license`` does: ``initial-FEATURE``."""
@@ -455,7 +455,7 @@ def apply_site(tx: Transaction, site: Site, prune: bool = False, force: bool = F
 
 
 # --------------------------------------------------------------------------- export
-def export(tx: Transaction) -> dict[str, Any]:
+def export(tx: StateView) -> dict[str, Any]:
     """The configuration in ``tx`` as a site document: applying it to this state changes nothing."""
     settings = tx.get_settings()
     doc: dict[str, Any] = {

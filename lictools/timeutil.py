@@ -8,12 +8,35 @@ import time
 from lictools.errors import UsageError
 
 
-def now() -> float:
-    """Seconds since the epoch; ``LICTOOLS_NOW`` (epoch or ISO 8601) pins it for tests and simulations."""
-    pinned = os.environ.get("LICTOOLS_NOW")
-    if pinned:
-        return parse_time(pinned, "LICTOOLS_NOW")
-    return time.time()
+PIN_ENV = "LICTOOLS_NOW"
+"""Pins the clock (epoch seconds or ISO 8601) for tests and demos; see :func:`state_clock`."""
+
+
+def pinned() -> float | None:
+    """The time ``LICTOOLS_NOW`` pins, or None when it is not set."""
+    text = os.environ.get(PIN_ENV)
+    return parse_time(text, PIN_ENV) if text else None
+
+
+def state_clock(owner_uid: int | None, location: str) -> float:
+    """The time of a command on the state at ``location``: the system clock, or a pin its owner set.
+
+    A shared state takes its time from the system clock: a pinned clock dates every event and
+    decides every expiry, so a pin from any account would let it reap everybody's sessions. Only
+    root and the state's owner (an admin by right, who may remove any session anyway) may pin
+    it; anybody else gets exit 7.
+    """
+    at = pinned()
+    if at is None:
+        return time.time()
+    uid = os.geteuid()
+    if uid != 0 and uid != owner_uid:
+        from lictools.errors import ForbiddenError
+
+        raise ForbiddenError(
+            f"{PIN_ENV} pins the clock, which only root and the owner of state {location} may do; unset it"
+        )
+    return at
 
 
 def iso(ts: float | None) -> str | None:

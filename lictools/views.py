@@ -13,16 +13,16 @@ from lictools.admission import available
 from lictools.engine import get_pool, rule_of
 from lictools.model import Pool, Session
 from lictools.rules import check_feature, feature_title
-from lictools.stores.api import Transaction
+from lictools.stores.api import StateView, Transaction
 from lictools.timeutil import iso
 
 
-def pools(tx: Transaction, pool: str | None = None) -> list[Pool]:
+def pools(tx: StateView, pool: str | None = None) -> list[Pool]:
     """One named pool (NotFoundError when unknown) or all of them."""
     return [get_pool(tx, pool)] if pool else tx.list_pools()
 
 
-def pool_features(pool: Pool, tx: Transaction) -> list[str]:
+def pool_features(pool: Pool, tx: StateView) -> list[str]:
     """Every feature of the pool's product, or for generic every feature issued, reserved or used."""
     rule = rule_of(pool)
     if rule.FEATURES:
@@ -34,7 +34,7 @@ def pool_features(pool: Pool, tx: Transaction) -> list[str]:
     return sorted(names)
 
 
-def info(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
+def info(tx: StateView, pool: str | None = None) -> list[dict[str, Any]]:
     """Per pool and feature: issued, in use, reserved, free, sessions, available, queued (the ``info`` JSON shape)."""
     rows = []
     for p in pools(tx, pool):
@@ -50,7 +50,7 @@ def info(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
                 "in_use": in_use,
                 "reserved": sum(reserved.values()),
                 "free": issued - in_use,
-                "sessions": len(tx.find_sessions(pool=p.name, feature=feature)),
+                "sessions": tx.count_sessions(p.name, feature),
                 "available": available(issued, reserved, usage),
                 "queued": len(p.waiting(feature)),
             })
@@ -58,7 +58,7 @@ def info(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
 
 
 def _selected(
-    tx: Transaction, pool: str | None, feature: str | None, user: str | None, host: str | None
+    tx: StateView, pool: str | None, feature: str | None, user: str | None, host: str | None
 ) -> list[Session]:
     """Live sessions of ``pool``/``feature`` (checked when named) whose user and client host match."""
     if pool:
@@ -70,7 +70,7 @@ def _selected(
 
 
 def users(
-    tx: Transaction, pool: str | None = None, feature: str | None = None, user: str | None = None,
+    tx: StateView, pool: str | None = None, feature: str | None = None, user: str | None = None,
     host: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per seat in use: who holds it, from where, since when (the ``users`` JSON shape).
@@ -105,7 +105,7 @@ def users(
 
 
 def waiters(
-    tx: Transaction, pool: str | None = None, feature: str | None = None, user: str | None = None,
+    tx: StateView, pool: str | None = None, feature: str | None = None, user: str | None = None,
     host: str | None = None,
 ) -> list[dict[str, Any]]:
     """``users --queued``: the requests waiting in the pools' queues (``acquire --wait``), in arrival order."""
@@ -127,7 +127,7 @@ def waiters(
 
 
 def checkouts(
-    tx: Transaction, pool: str | None = None, feature: str | None = None, user: str | None = None,
+    tx: StateView, pool: str | None = None, feature: str | None = None, user: str | None = None,
     host: str | None = None,
 ) -> list[dict[str, Any]]:
     """``users --sessions``: one row per session, like the per-license lines of FlexNet ``lmstat -a``."""
@@ -171,7 +171,7 @@ def pool_row(pool: Pool) -> dict[str, Any]:
     }
 
 
-def pool_detail(tx: Transaction, name: str) -> dict[str, Any]:
+def pool_detail(tx: StateView, name: str) -> dict[str, Any]:
     """``pool show``: options, loaded serials, reservations, and the ``info`` rows of each feature."""
     pool = get_pool(tx, name)
     doc = pool_doc(pool)
@@ -187,7 +187,7 @@ def pool_detail(tx: Transaction, name: str) -> dict[str, Any]:
     }
 
 
-def dump(tx: Transaction) -> dict[str, Any]:
+def dump(tx: StateView) -> dict[str, Any]:
     """Every pool (its policies included) and live session, the settings and the lictools groups (``lictools dump``)."""
     from lictools.policies import GROUP_SETTING, groups
 
@@ -201,7 +201,7 @@ def dump(tx: Transaction) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the fglWrt-style listing
-def listing(tx: Transaction, pool: str | None = None) -> list[dict[str, Any]]:
+def listing(tx: StateView, pool: str | None = None) -> list[dict[str, Any]]:
     """The blocks of ``info users`` (also its ``--format json`` shape): per pool and feature, the seats
     in use and the sessions grouped under their front end, as the pool's rule lists them."""
     blocks = []

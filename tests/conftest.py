@@ -77,6 +77,21 @@ def as_user(lt, monkeypatch):
     return call
 
 
+@pytest.fixture
+def lt1(tmp_path, monkeypatch, capsys):
+    """lictools in this process, on whatever LICTOOLS_STATE the test sets (not parametrized by layout)."""
+    monkeypatch.delenv("LICTOOLS_NOW", raising=False)
+    monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
+
+    def call(*args: str) -> Result:
+        capsys.readouterr()
+        code = run(list(args))
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
 def run_process(*args: str, env: dict | None = None, timeout: float = 60) -> Result:
     """Run lictools as a real process with the current environment (plus ``env``)."""
     full_env = dict(os.environ)
@@ -148,3 +163,23 @@ def tx(store, clock):
             yield t
 
     return open_tx
+
+
+@pytest.fixture(scope="session")
+def accounts():
+    """Throwaway accounts and a lictools they can run (tests/accounts.py); skipped unless root."""
+    from tests.accounts import Accounts, why_not
+
+    reason = why_not()
+    if reason:
+        pytest.skip(reason)
+    import subprocess
+
+    try:
+        made = Accounts()
+    except subprocess.CalledProcessError as exc:  # a container without a writable /etc, say
+        pytest.skip(f"cannot create throwaway accounts here: {exc.cmd[0]}: {(exc.stderr or b'').decode().strip()}")
+    try:
+        yield made
+    finally:
+        made.remove()

@@ -196,8 +196,9 @@ def test_group_shared_folder_gives_group_access(lt, state):
 def test_world_writable_folder_without_sticky_bit_is_refused(lt, state):
     state.parent.mkdir(parents=True)
     state.parent.chmod(0o777)
-    r = lt("info")
+    r = lt("pool", "add", "p", "--product", "generic")
     assert r.code == 2 and "sticky" in r.err
+    assert not state.exists()
 
 
 def test_lock_busy_is_exit_5_naming_the_lock(lt, state):

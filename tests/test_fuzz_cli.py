@@ -17,11 +17,17 @@ can receive them in argv or the environment.
 Known bugs (KNOWN_BUGS: reported, not yet fixed) would be counted and printed, not failed on;
 any other violation fails the test with a minimal example. The number of inputs tried is
 printed (``pytest -s`` or in the summary) and LICTOOLS_FUZZ_EXAMPLES changes it.
+
+Reproducible: the inputs are drawn from one seed per commit (tests/seeds.py), printed with any
+failure, so CI fails on the commit that broke something and every rerun of it fails the same
+way. The long random search runs outside CI (``python tools/fuzz_long.py``); what it finds goes
+into tests/fuzz_regressions.json, replayed here by test_fuzz_regressions.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -32,10 +38,11 @@ from pathlib import Path
 
 import click
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from lictools.cli.main import COMMANDS, cli, run
+from tests.seeds import commit_seed, how_to_replay
 
 EXAMPLES = int(os.environ.get("LICTOOLS_FUZZ_EXAMPLES", "3000"))
 TIME_LIMIT = 10.0
@@ -255,31 +262,43 @@ def violation(code, out: str, err: str) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- the test
-def test_fuzz_cli(tmp_path, capsys, monkeypatch):  # noqa: C901
-    templates = {layout: build_template(tmp_path / f"template-{layout}", layout) for layout in ("db", "json")}
-    work = tmp_path / "work"
-    monkeypatch.chdir(tmp_path)  # relative --state values land here
-    saved = {k: os.environ.get(k) for k in ENV_KEYS}
-    counts: Counter = Counter()
-    known: Counter = Counter()
-    known_examples: dict[str, tuple] = {}
-    failures: dict[str, tuple] = {}
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    started = time.monotonic()
+# --------------------------------------------------------------------------- running one input
+class Harness:
+    """Runs inputs in this process against fresh copies of the template states; keeps what went wrong."""
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck))
-    @given(command_lines(), st.sampled_from(["db", "json"]))
-    def one(case, layout):
-        argv, env = case
-        if work.exists():
-            shutil.rmtree(work)
-        shutil.copytree(templates[layout].parent, work)
+    def __init__(self, base: Path) -> None:
+        self.templates = {layout: build_template(base / f"template-{layout}", layout) for layout in ("db", "json")}
+        self.work = base / "work"
+        self.counts: Counter = Counter()
+        self.known: Counter = Counter()
+        self.known_examples: dict[str, tuple] = {}
+        self.failures: dict[str, tuple] = {}
+
+    def __enter__(self) -> "Harness":
+        self.saved = {k: os.environ.get(k) for k in ENV_KEYS}
+        self.cwd = os.getcwd()
+        os.chdir(self.work.parent)  # relative --state values land here
+        self.previous = signal.signal(signal.SIGALRM, _alarm)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGALRM, self.previous)
+        os.chdir(self.cwd)
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def check(self, argv: list[str], env: dict[str, str], layout: str) -> str | None:
+        """Run one input; what is wrong with the answer (also recorded), or None."""
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        shutil.copytree(self.templates[layout].parent, self.work)
         for key in ENV_KEYS:
             os.environ.pop(key, None)
-        os.environ["LICTOOLS_STATE"] = str(work / templates[layout].name)
-        os.environ["XDG_STATE_HOME"] = str(work / "xdg")  # --state '' means the default state: keep it here
+        os.environ["LICTOOLS_STATE"] = str(self.work / self.templates[layout].name)
+        os.environ["XDG_STATE_HOME"] = str(self.work / "xdg")  # --state '' means the default state: keep it here
         os.environ["LICTOOLS_NOW"] = NOW
         os.environ.update(env)
         with Streams() as captured:
@@ -292,42 +311,74 @@ def test_fuzz_cli(tmp_path, capsys, monkeypatch):  # noqa: C901
                 code = f"exception escaped run(): {type(exc).__name__}: {str(exc)[:200]}"
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-        counts["inputs"] += 1
-        counts[f"exit {code}" if isinstance(code, int) else "other"] += 1
+        self.counts["inputs"] += 1
+        self.counts[f"exit {code}" if isinstance(code, int) else "other"] += 1
         wrong = violation(code, captured.stdout, captured.stderr)
         if wrong is None:
-            return
+            return None
         bug = known_bug(argv, env, code, captured.stderr)
         if bug:
-            known[bug] += 1
-            known_examples.setdefault(bug, (argv, env, captured.stderr[:300]))
-            return
+            self.known[bug] += 1
+            self.known_examples.setdefault(bug, (argv, env, captured.stderr[:300]))
+            return None
         key = f"{wrong}: {captured.stderr[:80]}"
-        if key not in failures or len(repr(argv)) < len(repr(failures[key][0])):
-            failures[key] = (argv, env, captured.stderr[:500])
+        if key not in self.failures or len(repr(argv)) < len(repr(self.failures[key][0])):
+            self.failures[key] = (argv, env, captured.stderr[:500], layout)
+        return wrong
 
-    try:
-        one()
-    finally:
-        signal.signal(signal.SIGALRM, previous)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    elapsed = time.monotonic() - started
+    def report(self, elapsed: float) -> str:
+        lines = [f"CLI fuzz: {self.counts['inputs']} inputs tried in {elapsed:.1f} s over {len(TREE)} command paths; "
+                 f"exit codes {dict(sorted((k, v) for k, v in self.counts.items() if k.startswith('exit')))}"]
+        for bug, n in self.known.items():
+            argv, env, err = self.known_examples[bug]
+            lines.append(f"  known bug {bug} ({n} inputs): {KNOWN_BUGS[bug][0]}; e.g. argv={shown(argv)} env={env!r}")
+        for key, (argv, env, err, layout) in self.failures.items():
+            lines.append(f"  NEW: {key[:200]!r} argv={shown(argv)} env={env!r} layout={layout} stderr={err[:300]!r}")
+        return "\n".join(lines)
+
+
+def fuzz(harness: Harness, examples: int, seed_value: int | None) -> None:
+    """Try ``examples`` generated inputs; ``seed_value`` fixes which (None: new ones every time)."""
+
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(command_lines(), st.sampled_from(["db", "json"]))
+    def one(case, layout):
+        harness.check(case[0], case[1], layout)
+
+    if seed_value is not None:
+        one = seed(seed_value)(one)
+    one()
+
+
+REGRESSIONS = Path(__file__).with_name("fuzz_regressions.json")
+"""Inputs the fuzzing once found wrong answers for (tools/fuzz_long.py --record adds to it)."""
+
+
+def regression_cases() -> list[dict]:
+    return json.loads(REGRESSIONS.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- the tests
+def test_fuzz_cli(tmp_path, capsys):
+    """Generated inputs, the same ones for every run of a commit (tests/seeds.py)."""
+    started = time.monotonic()
+    with Harness(tmp_path) as harness:
+        fuzz(harness, EXAMPLES, commit_seed())
     with capsys.disabled():
-        print(f"\nCLI fuzz: {counts['inputs']} inputs tried in {elapsed:.1f} s over {len(TREE)} command paths; "
-              f"exit codes {dict(sorted((k, v) for k, v in counts.items() if k.startswith('exit')))}")
-        for bug, n in known.items():
-            argv, env, err = known_examples[bug]
-            print(f"  known bug {bug} ({n} inputs): {KNOWN_BUGS[bug][0]}; e.g. argv={shown(argv)} env={env!r}")
-        for key, (argv, env, err) in failures.items():
-            print(f"  NEW: {key[:200]!r} argv={shown(argv)} env={env!r} stderr={err[:300]!r}")
-    assert counts["inputs"] >= min(EXAMPLES, 100)
-    assert not failures, "\n".join(
-        f"{key[:200]}\n  argv={shown(argv)}\n  env={env!r}\n  stderr={err[:300]!r}" for key, (argv, env, err) in failures.items()
+        print(f"\n{harness.report(time.monotonic() - started)}; {how_to_replay()}")
+    assert harness.counts["inputs"] >= min(EXAMPLES, 100)
+    assert not harness.failures, f"{how_to_replay()}\n" + "\n".join(
+        f"{key[:200]}\n  argv={shown(argv)}\n  env={env!r}\n  layout={layout}\n  stderr={err[:300]!r}"
+        for key, (argv, env, err, layout) in harness.failures.items()
     )
+
+
+@pytest.mark.parametrize("case", regression_cases(), ids=lambda c: c["found"][:60])
+def test_fuzz_regressions(tmp_path, case):
+    """Every input the fuzzing found a wrong answer for, answered right from then on."""
+    with Harness(tmp_path) as harness:
+        wrong = harness.check(case["argv"], case.get("env", {}), case.get("layout", "db"))
+    assert wrong is None, f"{case['found']}: {wrong}; {harness.report(0)}"
 
 
 # --------------------------------------------------------------------------- the known bugs, one by one

@@ -56,7 +56,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
@@ -65,6 +65,7 @@ from lictools.errors import NotFoundError, UsageError
 from lictools.model import Policy, Request
 from lictools.rules import RULES, get_rule
 from lictools.stores.memory import MemoryStore
+from tests.seeds import commit_seed
 
 SCALE = float(os.environ.get("LICTOOLS_PROPERTY_EXAMPLES", "1.0"))
 _AVOIDED = {g.strip() for g in os.environ.get("LICTOOLS_PROPERTY_AVOID", "").split(",") if g.strip()}
@@ -807,7 +808,7 @@ def test_engine_properties(product, backend, capsys):
     STATS.clear()
     started = time.monotonic()
     run_state_machine_as_test(
-        machine(product, backend),
+        seed(commit_seed())(machine(product, backend)),  # the same sequences on every run of a commit
         settings=settings(
             max_examples=EXAMPLES[backend], stateful_step_count=STEPS[backend], deadline=None, database=None,
             suppress_health_check=list(HealthCheck),

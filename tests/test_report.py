@@ -313,7 +313,12 @@ def test_plot_writes_png_and_svg(office, tmp_path):
     assert "<svg" in (tmp_path / "r.svg").read_text()[:2000]
 
 
-def test_empty_journal_is_an_empty_report(lt):
+def test_empty_journal_is_an_empty_report(lt, state):
+    """No state yet: exit 4, nothing created (a read-only command); a state without use: no rows."""
+    missing = lt("--format", "json", "report")
+    assert missing.code == 4 and "no state at" in missing.err and not state.exists()
+    assert lt("config").code == 4
+    assert lt("group", "set", "staff", "alice").code == 0  # a state with a journal that never saw a pool
     assert report(lt) == []
 
 

@@ -521,3 +521,29 @@ def test_products_page_documents_every_choice_and_option():
     for phrase in ("recharge", "monitor_scope", "node-relative", "caller", "--terminal", "MACHINE NAMES",
                    "counts beyond the reservations", "4.13", "refresh_interval", "exactly one", "RESERVATION INVARIANT"):
         assert phrase in page, phrase
+
+
+def test_sqlite_seat_counters_follow_a_recharge(tmp_path, clock):
+    """The SQLite layout counts seats per project with triggers: a recharge must move the seat's charge
+    (the crash harness found a reservation overrun when only the sessions' own counts moved)."""
+    import sqlite3
+
+    from lictools.stores.sqlite import RECOUNT, SqliteStore
+
+    store = SqliteStore(str(tmp_path / "state.db"), 5)
+    with store.transaction() as tx:
+        engine.add_pool(tx, "m", "magic-xpa", {"web": 3}, {})
+        engine.reserve(tx, "m", "A", "web", 1)
+        for session, project in (("a1", "A"), ("b1", "B"), ("c1", "C")):
+            engine.acquire(tx, Request("m", "web", session, "u", "pc1", "n", project=project))
+    with store.transaction() as tx:
+        engine.release(tx, ["a1"])  # the grouped seat web:pc1 is re-charged to B (or C)
+        counted = tx.seats_by_project("m", "web")
+    db = sqlite3.connect(str(tmp_path / "state.db"))
+    db.execute("BEGIN")
+    for statement in RECOUNT:
+        db.execute(statement)
+    recounted = {(p or None): n for p, n in db.execute("SELECT project, seats FROM usage WHERE seats > 0")}
+    db.rollback()
+    db.close()
+    assert counted == recounted and sum(counted.values()) == 1 and "A" not in counted, (counted, recounted)

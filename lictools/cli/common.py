@@ -1,4 +1,4 @@
-"""What every command module uses: the global settings, one transaction, output, examples."""
+"""What every command module uses: the global settings, one transaction or snapshot, output, examples."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import click
 
 from lictools.errors import NotFoundError
 from lictools.model import Session
-from lictools.stores.api import Transaction
+from lictools.stores.api import StateView, Transaction
+
+READER_NICENESS = 10
+"""How much a read-only command lowers its own CPU priority (see :func:`snapshot`)."""
+
+PROCESS_EXITS_HARD = False
+"""Set by the console script, whose process ends with os._exit: a store may then keep its SQLite
+connection open to the end (no WAL checkpoint per command, and none outside the state lock)."""
 
 if TYPE_CHECKING:
     from lictools.engine import Handled
@@ -39,7 +46,7 @@ def store() -> Store:
     if s.store is None:
         from lictools.stores import open_store
 
-        s.store = open_store(s.state, s.lock_timeout)
+        s.store = open_store(s.state, s.lock_timeout, keep_open=PROCESS_EXITS_HARD)
     return s.store
 
 
@@ -53,14 +60,33 @@ def transaction() -> Iterator[Transaction]:
         yield tx
 
 
-def require_admin(tx: Transaction, action: str) -> None:
+@contextmanager
+def snapshot() -> Iterator[StateView]:
+    """The state as the next write's reap would leave it, read without the lock; exit 4 when there is none.
+
+    For read-only commands: they neither wait for nor hold up writers, and create nothing. Run
+    as a command of its own, the listing also yields the CPU to the commands it runs beside
+    (nice 10): on a busy machine a 100,000-session ``users`` must not slow a login hook down.
+    """
+    import os
+
+    if PROCESS_EXITS_HARD:
+        try:
+            os.nice(READER_NICENESS)
+        except OSError:
+            pass
+    with store().read() as view:
+        yield view
+
+
+def require_admin(tx: StateView, action: str) -> None:
     """Exit 7 unless the caller is root, the state's owner or in its admin group."""
     from lictools.permissions import require_admin as check
 
     check(store().owner_uid(), tx.get_settings().get("admin_group"), action)
 
 
-def caller_is_admin(tx: Transaction) -> bool:
+def caller_is_admin(tx: StateView) -> bool:
     """Root, the state's owner or a member of its admin group."""
     from lictools.permissions import is_admin
 

@@ -18,7 +18,7 @@ from lictools.cli.common import example
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
-    from lictools.stores.api import Transaction
+    from lictools.stores.api import StateView
 
 SHELLS = ("bash", "zsh", "fish")
 MOST = 200
@@ -44,20 +44,17 @@ def completion(shell: str) -> None:
 
 
 @contextmanager
-def _state(ctx: click.Context) -> Iterator[Transaction | None]:
-    """The state named on the command line (or LICTOOLS_STATE), read without waiting; None when unreadable."""
+def _state(ctx: click.Context) -> Iterator[StateView | None]:
+    """The state named on the command line (or LICTOOLS_STATE), a snapshot read without the lock; None when unreadable."""
     import os
 
     from lictools.errors import LictoolsError
     from lictools.stores import default_state_path, open_store
 
     target = ctx.find_root().params.get("state") or os.environ.get("LICTOOLS_STATE") or default_state_path()
-    if "://" not in target and not os.path.isfile(target):
-        yield None  # nothing to complete from, and completing must never create a state
-        return
     try:
-        with open_store(target, 0.5).transaction() as tx:
-            yield tx
+        with open_store(target, 0.5).read() as view:  # a state that does not exist: NotFoundError, nothing created
+            yield view
     except (LictoolsError, OSError):
         yield None
 

@@ -11,12 +11,16 @@ from lictools.cli.common import example, settings
 @click.option("--restore", is_flag=True, help="Replace the state by its last good copy (the damaged file is kept).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 def doctor(restore: bool, yes: bool) -> None:
-    """Check the state, journal, backup, permissions, lock and filesystem; exit 6 when a check fails."""
+    """Check the state, journal, backup, permissions, lock, space and filesystem, without the lock.
+
+    Exit 6 when a check fails (8 when only the free space does: writes are refused, nothing is
+    damaged), 4 when there is no state.
+    """
     import os
     import sys
 
     from lictools.doctor import run_checks
-    from lictools.errors import DamagedStateError, UsageError
+    from lictools.errors import CannotWriteError, DamagedStateError, UsageError
     from lictools.output import emit_rows
     from lictools.stores import open_store
 
@@ -29,6 +33,8 @@ def doctor(restore: bool, yes: bool) -> None:
     if not restore:
         if damaged:
             raise DamagedStateError(f"state {store.location} is damaged; 'lictools doctor --restore' puts back the last good copy")
+        if failed == ["space"]:
+            raise CannotWriteError("doctor found no space left for writes (see the detail column); the state is not damaged")
         if failed:
             raise DamagedStateError(f"doctor found problems: {', '.join(failed)} (see the detail column)")
         return
@@ -36,8 +42,8 @@ def doctor(restore: bool, yes: bool) -> None:
 
     admin_group = None
     if not damaged:
-        with store.transaction() as tx:
-            admin_group = tx.get_settings().get("admin_group")
+        with store.read() as view:
+            admin_group = view.get_settings().get("admin_group")
     require_admin(store.owner_uid(), admin_group, "doctor --restore")
     if not yes:
         if not sys.stdin.isatty():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, transaction
+from lictools.cli.common import example, snapshot
 
 
 @click.command(epilog=example("lictools dump > state-backup.json"))
@@ -14,6 +14,6 @@ def dump() -> None:
 
     from lictools import views
 
-    with transaction() as tx:
+    with snapshot() as tx:
         doc = views.dump(tx)
     click.echo(json.dumps(doc, indent=2, sort_keys=True))

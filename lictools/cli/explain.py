@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from lictools.cli.common import example, settings, transaction
+from lictools.cli.common import example, settings, snapshot, store
 from lictools.cli.options import SESSIONS
 
 SCALARS = ["session", "live", "pool", "product", "feature", "rule", "seat", "shared", "why", "cost",
@@ -28,13 +28,10 @@ def explain(session: str) -> None:
     from lictools import explain as explaining
     from lictools.errors import NotFoundError
 
-    with transaction() as tx:
-        doc = explaining.explain_session(tx, session)
+    with snapshot() as view:
+        doc = explaining.explain_session(view, session)
     if doc is None:
-        from lictools.stores import open_store
-
-        s = settings()
-        doc = explaining.explain_ended(open_store(s.state, s.lock_timeout).read_journal(), session)
+        doc = explaining.explain_ended(store().read_journal(), session)
         shown = session if len(session) <= 64 and session.isprintable() else repr(session[:64]) + "..."
         if doc is None:
             raise NotFoundError(f"unknown session {shown}")

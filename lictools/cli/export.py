@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, settings, store, transaction
+from lictools.cli.common import example, settings, snapshot, store
 
 
 @click.command(epilog=example(
@@ -21,9 +21,9 @@ def export(output: str | None) -> None:
     from lictools import site
     from lictools.timeutil import iso
 
-    with transaction() as tx:
-        doc = site.export(tx)
-        when = iso(tx.now)
+    with snapshot() as view:
+        doc = site.export(view)
+        when = iso(view.now)
     if settings().fmt == "json":
         text = json.dumps(doc, indent=2) + "\n"
     else:

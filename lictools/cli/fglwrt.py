@@ -27,7 +27,7 @@ from lictools.cli.options import POOLS
 from lictools.errors import UsageError
 
 if TYPE_CHECKING:
-    from lictools.stores.api import Transaction
+    from lictools.stores.api import StateView
 
 USAGE = """\
 Usage  : fglWrt [options]        (lictools-fglwrt, lictools fglwrt: the seats of a lictools pool)
@@ -101,24 +101,35 @@ def fglwrt(pool: str | None, to_stderr: bool, yes: bool, options: tuple[str, ...
 
 
 def run(action: Action, pool_name: str | None, out: TextIO) -> None:
-    """Do one fglWrt action on the pool, printing what fglWrt would print."""
+    """Do one fglWrt action on the pool, printing what fglWrt would print.
+
+    The listing, ``ps`` and ``info up`` read a snapshot (no lock, nothing created); ``-u``, ``-x`` and
+    ``-i`` are one write transaction each.
+    """
     from lictools import engine, views
-    from lictools.cli.common import require_admin, transaction
+    from lictools.cli.common import require_admin, snapshot, transaction
     from lictools.host import SYSTEM
     from lictools.output import fglwrt as layout
 
     write = out.write
+    if action.kind in ("users", "up", "ps"):
+        with snapshot() as view:
+            pool = _pool(view, pool_name)
+            if action.kind == "users":
+                write(layout.render(views.listing(view, pool)))
+            elif action.kind == "up":
+                write("License server is up.\n")
+            else:
+                from lictools.host import same_machine
+
+                here = SYSTEM.node()
+                sessions = view.find_sessions(pool=pool)
+                pids = sorted({s.pid for s in sessions if s.pid is not None and same_machine(s.node, here)})
+                write("".join(f"{pid}\n" for pid in pids))
+        return
     with transaction() as tx:
         pool = _pool(tx, pool_name)
-        if action.kind == "users":
-            write(layout.render(views.listing(tx, pool)))
-        elif action.kind == "up":
-            write("License server is up.\n")
-        elif action.kind == "ps":
-            node = SYSTEM.node()
-            pids = sorted({s.pid for s in tx.find_sessions(pool=pool, node=node) if s.pid is not None})
-            write("".join(f"{pid}\n" for pid in pids))
-        elif action.kind == "check":
+        if action.kind == "check":
             engine.drop_dead_processes(tx, pool)
         elif action.kind == "kill":
             require_admin(tx, "fglWrt -x")
@@ -133,7 +144,7 @@ def run(action: Action, pool_name: str | None, out: TextIO) -> None:
             engine.remove(tx, pool=pool, everything=True)
 
 
-def _pool(tx: Transaction, name: str | None) -> str:
+def _pool(tx: StateView, name: str | None) -> str:
     """The pool named, else the state's only pool."""
     from lictools import engine
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, require_admin, settings, transaction
+from lictools.cli.common import example, require_admin, settings, snapshot, transaction
 
 
 @click.group(epilog=example(
@@ -46,8 +46,8 @@ def list_(name: str | None) -> None:
     from lictools.errors import NotFoundError
     from lictools.policies import groups
 
-    with transaction() as tx:
-        current = groups(tx.get_settings())
+    with snapshot() as view:
+        current = groups(view.get_settings())
     if name is not None:
         if name not in current:
             raise NotFoundError(f"no lictools group called {name!r}")

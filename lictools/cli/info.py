@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, settings, transaction
+from lictools.cli.common import example, settings, snapshot
 from lictools.cli.options import POOLS
 
 COLUMNS = ["pool", "product", "feature", "issued", "in_use", "reserved", "free", "available", "sessions", "queued"]
@@ -55,7 +55,7 @@ def info(words: tuple[str, ...], pool_option: str | None, to_stderr: bool) -> No
     from lictools import views
     from lictools.output import emit_rows
 
-    with transaction() as tx:
+    with snapshot() as tx:
         rows = views.info(tx, pool)
     emit_rows(rows, COLUMNS, settings().fmt)
 
@@ -66,7 +66,7 @@ def _users_listing(pool: str | None, to_stderr: bool) -> None:
     from lictools import views
     from lictools.output import emit_rows, fglwrt
 
-    with transaction() as tx:
+    with snapshot() as tx:
         blocks = views.listing(tx, pool)
     out = sys.stderr if to_stderr else sys.stdout
     fmt = settings().fmt

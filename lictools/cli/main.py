@@ -15,6 +15,7 @@ import click
 from lictools import __version__
 from lictools.cli.options import SECONDS
 from lictools.errors import EXIT_INTERNAL, EXIT_USAGE, LictoolsError
+from lictools.stores.locking import DEFAULT_TIMEOUT
 
 # name -> (module, attribute, short help shown by ``lictools --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -108,10 +109,11 @@ See man lictools."""
     "--lock-timeout",
     envvar="LICTOOLS_LOCK_TIMEOUT",
     type=SECONDS,
-    default=10.0,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
-    help="How long to wait for the state lock before exit 5. Env LICTOOLS_LOCK_TIMEOUT.",
+    help="Exit 5 when one holder keeps the state lock this long while waiting for it (a lock that "
+    "changes hands is waited for). Env LICTOOLS_LOCK_TIMEOUT.",
 )
 @click.version_option(__version__, prog_name="lictools")
 @click.pass_context
@@ -122,10 +124,18 @@ def cli(ctx: click.Context, state: str | None, fmt: str, lock_timeout: float) ->
     ctx.obj = Settings(state=state, fmt=fmt, lock_timeout=lock_timeout)
 
 
+def one_line(message: str) -> str:
+    """``message`` as one line of text: newlines become spaces, other control characters
+    (CR, ESC, a right-to-left override, an undecodable byte) are shown as escapes, never sent to the terminal."""
+    return "".join(
+        ch if ch.isprintable() else " " if ch == "\n" else repr(ch)[1:-1]
+        for ch in message
+    )
+
+
 def _fail(message: str, code: int, prefix: str = "lictools: ") -> int:
     if message:
-        message = " ".join(message.split("\n"))
-        sys.stderr.write(f"{prefix}{message}\n")
+        sys.stderr.write(f"{prefix}{one_line(message)}\n")
     return code
 
 
@@ -161,8 +171,19 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return moved + rest
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code; every error is one stderr line."""
+def run(argv: list[str] | None = None, detach_background: bool = False) -> int:
+    """Run the CLI and return the exit code; every error is one stderr line.
+
+    Work the command left for after its answer (a good copy of the state) runs here, inline,
+    unless ``detach_background``: then the caller starts it in its own process (see :func:`main`).
+    """
+    from lictools import background
+
+    with background.deferred(detach_at_end=detach_background):
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
         result = cli.main(args=args, prog_name="lictools", standalone_mode=False)
@@ -200,11 +221,27 @@ def main() -> None:
 
 
 def exit_with(argv: list[str] | None) -> None:
-    """Run ``argv`` (None: the process's arguments), flush, and exit with the command's code."""
-    code = run(argv)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(code)
+    """Run ``argv`` (None: the process's arguments), answer, start any work left for later, and end
+    without tearing down.
+
+    The interpreter's own shutdown (finalising every module; filelock's exit hooks) costs a
+    short command tens of milliseconds (docs/performance.md), so the process ends with
+    ``os._exit`` once its output is flushed. Nothing needs that shutdown: the state lock is
+    released and the transaction committed when the command ends, and the SQLite connection
+    is left open on purpose (see lictools.cli.common.PROCESS_EXITS_HARD).
+    """
+    from lictools import background
+    from lictools.cli import common
+
+    common.PROCESS_EXITS_HARD = True
+    code = run(argv, detach_background=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    background.detach()
+    os._exit(code)

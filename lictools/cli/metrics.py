@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, settings, transaction
+from lictools.cli.common import example, settings, snapshot
 
 
 @click.command(epilog=example(
@@ -29,7 +29,7 @@ def metrics(by_user: bool, textfile: str | None, recount: bool) -> None:
     from lictools.cli.common import store
     from lictools.metrics import denial_totals, exposition, seats_per_user, write_textfile
 
-    with transaction() as tx:
+    with snapshot() as tx:
         rows = views.info(tx)
         per_user = seats_per_user(views.users(tx)) if by_user else None
     text = exposition(rows, denial_totals(store(), use_cache=not recount), per_user)

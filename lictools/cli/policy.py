@@ -6,7 +6,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from lictools.cli.common import example, require_admin, settings, transaction
+from lictools.cli.common import example, require_admin, settings, snapshot, transaction
 from lictools.cli.options import COUNT, FEATURES, POOLS
 from lictools.model import POLICY_KINDS, Policy
 
@@ -89,8 +89,8 @@ def list_(pool: str | None) -> None:
     """List the policies of POOL, or of every pool, in the order they apply."""
     from lictools import policies, views
 
-    with transaction() as tx:
-        rows = [policies.row(p.name, policy) for p in views.pools(tx, pool) for policy in p.policies]
+    with snapshot() as view:
+        rows = [policies.row(p.name, policy) for p in views.pools(view, pool) for policy in p.policies]
     _emit(rows)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, require_admin, settings, transaction, warn
+from lictools.cli.common import example, require_admin, settings, snapshot, transaction, warn
 from lictools.cli.options import KEY_VALUE, POOLS
 from lictools.model import Policy, Pool
 from lictools.rules import RULES
@@ -47,8 +47,8 @@ def add(name: str, product: str, licenses: tuple[tuple[str, str], ...], options:
 @pool.command("list", epilog=example("lictools --format json pool list"))
 def list_() -> None:
     """List pools with their product and issued seats."""
-    with transaction() as tx:
-        pools = tx.list_pools()
+    with snapshot() as view:
+        pools = view.list_pools()
     _show(pools)
 
 
@@ -79,8 +79,8 @@ def show(name: str) -> None:
     from lictools import views
     from lictools.output import emit_object
 
-    with transaction() as tx:
-        doc = views.pool_detail(tx, name)
+    with snapshot() as view:
+        doc = views.pool_detail(view, name)
     if settings().fmt != "table":
         emit_object(doc, settings().fmt)
         return

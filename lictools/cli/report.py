@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, settings
+from lictools.cli.common import example, settings, store
 from lictools.cli.options import SECONDS
 from lictools.reports.usage import BY_CHOICES, COLUMNS
 
@@ -45,7 +45,6 @@ def report(pool: str | None, feature: str | None, since: str | None, until: str 
     from lictools.output import emit_rows
     from lictools.reports.periods import report_window
     from lictools.reports.run import build_report
-    from lictools.timeutil import now
 
     s = settings()
     if chart and s.fmt != "table":
@@ -61,12 +60,10 @@ def report(pool: str | None, feature: str | None, since: str | None, until: str 
     for value, what in ((pool, "--pool"), (feature, "--feature")):
         if value is not None:
             validate.name(value, what)
-    since_t, until_t = report_window(since, until, now())
-
-    from lictools.stores import open_store
-
+    state = store()
+    since_t, until_t = report_window(since, until, state.now())
     fold = build_report(
-        open_store(s.state, s.lock_timeout), since_t, until_t, by=by, pool=pool, feature=feature,
+        state, since_t, until_t, by=by, pool=pool, feature=feature,
         retry_window=retry_window, pictures=chart or bool(html_file) or bool(plot_file),
     )
     rows = fold.rows()

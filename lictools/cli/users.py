@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, settings, transaction
+from lictools.cli.common import example, settings, snapshot
 from lictools.cli.options import FEATURES, POOLS
 
 COLUMNS = ["pool", "feature", "seat", "users", "hosts", "sessions", "since", "expires"]
@@ -35,7 +35,7 @@ def users(pool: str | None, feature: str | None, user: str | None, host: str | N
     from lictools import views
     from lictools.output import emit_rows
 
-    with transaction() as tx:
+    with snapshot() as tx:
         if queued:
             rows, columns = views.waiters(tx, pool, feature, user, host), QUEUE_COLUMNS
         elif per_session:

@@ -16,16 +16,26 @@ STATE_ENV = "LICTOOLS_STATE"
 
 
 def default_state_path() -> str:
-    """``state.db`` under this user's platformdirs state folder."""
+    """``state.db`` under this user's platformdirs state folder.
+
+    Refused (exit 2) when that folder does not exist yet and neither does the home folder it
+    would be made in: a service account with ``HOME=/nonexistent`` must not get one created.
+    """
     from platformdirs import user_state_dir
 
-    return os.path.join(user_state_dir("lictools", appauthor=False), "state.db")
+    path = os.path.join(user_state_dir("lictools", appauthor=False), "state.db")
+    home = os.path.expanduser("~")
+    if not os.path.isdir(os.path.dirname(path)) and not os.path.isdir(home):
+        raise UsageError(f"the default state {path} would be made under {home}, which does not exist; "
+                         "give --state or LICTOOLS_STATE")
+    return path
 
 
 def open_store(target: str | None, lock_timeout: float, keep_open: bool = False) -> Store:
     """The store for ``target`` (a path or URL); None means the default state file.
 
-    ``keep_open``: a long-lived caller keeps its SQLite connection between transactions.
+    ``keep_open``: keep the SQLite connection between transactions (a long-lived caller, or a
+    CLI process that ends with os._exit and so never checkpoints outside the state lock).
     """
     target = target or default_state_path()
     if target.startswith(("postgresql://", "postgres://")):

@@ -1,9 +1,10 @@
-"""The store interface: one transaction per command, with the few queries the engine needs.
+"""The store interface: one transaction per write command, a snapshot per read-only command.
 
-Every store (SQLite file, JSON file, and later PostgreSQL) implements :class:`Store` and
-:class:`Transaction`. The engine only talks to a :class:`Transaction`, so it never knows which
-store holds the state, and each query is narrow enough that a store with an index answers it
-without reading every session (what keeps ``acquire`` fast with 10,000 live sessions).
+Every store (SQLite file, JSON file, and later PostgreSQL) implements :class:`Store`,
+:class:`StateView` and :class:`Transaction`. The engine only talks to these, so it never knows
+which store holds the state, and each query is narrow enough that a store with an index or a
+counter answers it without reading every session (what keeps ``acquire`` as fast with 100,000
+live sessions as with none).
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from typing import Any, Iterable
 from lictools.model import Pool, Session
 
 SCHEMA_VERSION = 1
-"""Version of the state layout this lictools writes; a newer one on disk is refused (exit 6)."""
+"""Version of the JSON state document this lictools writes; a newer one on disk is refused (exit 6)."""
 
 
-class Transaction(ABC):
-    """A consistent, exclusive view of the state; changes land together or not at all."""
+class StateView(ABC):
+    """A consistent, read-only view of the state at one moment.
 
-    #: the time of this transaction (seconds since the epoch), from the store's clock
+    Read through :meth:`Store.read`, it shows the state as the next write's reap would leave
+    it: a session whose lease ended at or before :attr:`now` is not in it.
+    """
+
+    #: the time of this view (seconds since the epoch), from the store's clock
     now: float
 
-    # -- pools -------------------------------------------------------------------------
     @abstractmethod
     def get_pool(self, name: str) -> Pool | None:
         """The pool called ``name``, or None."""
@@ -33,6 +37,50 @@ class Transaction(ABC):
     def list_pools(self) -> list[Pool]:
         """Every pool, sorted by name."""
 
+    @abstractmethod
+    def get_session(self, session_id: str) -> Session | None:
+        """The live session with this id, or None."""
+
+    @abstractmethod
+    def find_sessions(self, **criteria: Any) -> list[Session]:
+        """Sessions whose attributes equal every given criterion (``pool``, ``feature``,
+        ``seat``, ``user``, ``host``, ``node``, ``root`` ...), oldest first."""
+
+    @abstractmethod
+    def count_seat_sessions(self, pool: str, feature: str, seat: str) -> int:
+        """How many live sessions hold seat ``seat``."""
+
+    @abstractmethod
+    def count_sessions(self, pool: str, feature: str) -> int:
+        """How many live sessions one pool feature has (without reading them)."""
+
+    @abstractmethod
+    def seats_by_project(self, pool: str, feature: str) -> dict[str | None, int]:
+        """Seats in use (distinct seat keys) per charged project; None for no project."""
+
+    @abstractmethod
+    def get_settings(self) -> dict[str, str]:
+        """Every state-wide setting."""
+
+    def seats_in_use(self, pool: str, feature: str) -> int:
+        """Seats in use (distinct seat keys among live sessions) for one pool feature."""
+        return sum(self.seats_by_project(pool, feature).values())
+
+    def journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
+        """Journal events after ``since_seq`` as of this view, oldest first, in bounded memory.
+
+        (A view with no journal behind it, such as an in-memory test double, has none to give.)
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no journal")
+
+
+class Transaction(StateView):
+    """A consistent, exclusive view of the state that can change it; changes land together or not at all.
+
+    Unlike a :class:`StateView` it shows expired sessions until ``engine.reap`` ends them.
+    """
+
+    # -- pools -------------------------------------------------------------------------
     @abstractmethod
     def put_pool(self, pool: Pool) -> None:
         """Insert or replace a pool."""
@@ -43,10 +91,6 @@ class Transaction(ABC):
 
     # -- sessions ----------------------------------------------------------------------
     @abstractmethod
-    def get_session(self, session_id: str) -> Session | None:
-        """The live session with this id, or None."""
-
-    @abstractmethod
     def put_session(self, session: Session) -> None:
         """Insert or replace a session."""
 
@@ -55,27 +99,10 @@ class Transaction(ABC):
         """Delete a session."""
 
     @abstractmethod
-    def find_sessions(self, **criteria: Any) -> list[Session]:
-        """Sessions whose attributes equal every given criterion (``pool``, ``feature``,
-        ``seat``, ``user``, ``host``, ``node``, ``root`` ...), oldest first."""
-
-    @abstractmethod
     def expired_sessions(self, now: float) -> list[Session]:
         """Sessions whose lease ended at or before ``now``."""
 
-    @abstractmethod
-    def count_seat_sessions(self, pool: str, feature: str, seat: str) -> int:
-        """How many live sessions hold seat ``seat``."""
-
-    @abstractmethod
-    def seats_by_project(self, pool: str, feature: str) -> dict[str | None, int]:
-        """Seats in use (distinct seat keys) per charged project; None for no project."""
-
     # -- settings (state-wide, e.g. the admin group) ------------------------------------
-    @abstractmethod
-    def get_settings(self) -> dict[str, str]:
-        """Every state-wide setting."""
-
     @abstractmethod
     def put_setting(self, key: str, value: str | None) -> None:
         """Set a state-wide setting; None deletes it."""
@@ -85,13 +112,9 @@ class Transaction(ABC):
     def append_event(self, event: dict[str, Any]) -> None:
         """Append one event to the journal, inside this transaction."""
 
-    def seats_in_use(self, pool: str, feature: str) -> int:
-        """Seats in use (distinct seat keys among live sessions) for one pool feature."""
-        return sum(self.seats_by_project(pool, feature).values())
-
 
 class Store(ABC):
-    """A place holding the state: opens one transaction per command."""
+    """A place holding the state: one transaction per write command, one snapshot per read-only one."""
 
     #: what ``lictools`` shows as the state's location (a path or a URL)
     location: str
@@ -100,13 +123,27 @@ class Store(ABC):
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Lock the state, yield a transaction, commit when the block ends without error.
 
-        Raises BusyError when the lock is not obtained in time and DamagedStateError when
-        the state cannot be read; on any exception nothing is changed.
+        Creates the state when it does not exist yet. Raises BusyError when the lock is not
+        obtained in time, DamagedStateError when the state cannot be read and CannotWriteError
+        when it cannot be written; on any exception nothing is changed.
+        """
+
+    @abstractmethod
+    def read(self, include_expired: bool = False) -> AbstractContextManager[StateView]:
+        """Yield a consistent snapshot without the state lock and without blocking writers.
+
+        Sessions whose lease has ended are left out unless ``include_expired`` (``doctor``
+        compares the state with its journal). A state that does not exist raises NotFoundError
+        (exit 4) and nothing is created.
         """
 
     @abstractmethod
     def owner_uid(self) -> int | None:
-        """The account that owns the state (an admin by right), or None when unknown."""
+        """The account that owns the state (an admin by right), or None when unknown.
+
+        A fact that writing the state cannot change (for the file layouts: the owner of the
+        state's folder), so no command run by another account makes that account the owner.
+        """
 
     @abstractmethod
     def check(self) -> list[tuple[str, str, str]]:
@@ -116,9 +153,18 @@ class Store(ABC):
     def restore_backup(self) -> str:
         """Replace the state by its last good copy; returns where the replaced state was kept."""
 
+    def now(self) -> float:
+        """The time of a command on this state (the system clock; the file stores honour their owner's pin)."""
+        import time
+
+        return time.time()
+
     def close(self) -> None:
         """Release what the store keeps open between transactions (nothing by default)."""
 
     @abstractmethod
     def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
-        """Journal events after ``since_seq``, oldest first (no lock needed: append-only)."""
+        """Journal events after ``since_seq``, oldest first, in bounded memory (no lock needed: append-only).
+
+        NotFoundError (exit 4) when the state does not exist.
+        """

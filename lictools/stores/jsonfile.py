@@ -1,169 +1,135 @@
 """The human-readable embedded store: one JSON document, replaced atomically on every change.
 
-Chosen with a state path ending in ``.json``. Each command: lock, read, apply, then append the
-journal lines (``<state>.journal``, JSON lines, fsync), write ``<state>.tmp-<pid>`` in the same
-folder, fsync, rename over the state, fsync the folder. A crash leaves the old or the new file,
-never a torn one. The state records ``journal_bytes``, the journal's length after its last
-commit: journal lines beyond it were written by a transaction that crashed before its rename,
-are ignored by readers, and are cut off by the next commit.
+Chosen with a state path ending in ``.json``. Each write command: lock, read, apply, then
+append the journal lines (``<state>.journal``, JSON lines, fsync), write a fresh temporary file
+in the same folder, fsync, rename it over the state, fsync the folder. A crash leaves the old or
+the new file, never a torn one. The state records ``journal_bytes``, the journal's length after
+its last commit, and ``seq``, the number of events in it: journal lines beyond ``journal_bytes``
+were written by a transaction that crashed before its rename, are ignored by readers and cut off
+by the next commit.
+
+Read-only commands read the file as it is (it is only ever replaced whole, never changed in
+place), without the lock. The state file being written is also held with ``flock``: should
+``<state>.lock`` be deleted while a command holds it, a second writer waits on that instead of
+committing beside the first.
 
 It reads and rewrites the whole document on every command, so it suits states of up to a few
-thousand sessions; the SQLite store is the default for that reason (docs/performance.md).
+thousand sessions (README, "Limits of the JSON layout"); SQLite is the default for that reason.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from lictools.errors import DamagedStateError, ForbiddenError
-from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
-from lictools.stores.codec import decode_event, encode_event
-from lictools.stores.locking import ensure_folder, fsync_folder, open_private, restore_file, state_lock
+from lictools.errors import BusyError, CannotWriteError, DamagedStateError, ForbiddenError, NotFoundError
+from lictools.stores import files, schema
+from lictools.stores.api import SCHEMA_VERSION, StateView, Transaction
+from lictools.stores.codec import encode_event
+from lictools.stores.filestore import FileStore
+from lictools.stores.locking import state_lock
 from lictools.stores.memory import MemoryTransaction, empty_document
-from lictools.timeutil import now as clock_now
+
+MAX_STATE_BYTES = 256 << 20
+"""A larger state file is refused (exit 6) rather than read whole (a huge sparse file would take all memory)."""
+MAX_EVENT_BYTES = 1 << 20
+"""A longer journal line is damage: no event is that long."""
+OUTGROWN_SESSIONS = 2_000
+OUTGROWN_BYTES = 2 << 20
+"""Beyond these, ``doctor`` says the state has outgrown the JSON layout (README, "Limits of the JSON layout")."""
 
 
-class JsonFileStore(Store):
+class JsonView(MemoryTransaction):
+    """A snapshot of the JSON layout: the document read, and the journal up to what it had committed."""
+
+    def __init__(self, doc: dict[str, Any], now: float, store: "JsonFileStore") -> None:
+        super().__init__(doc, now)
+        self._journal = (store, doc.get("journal_bytes", 0), doc.get("seq"))
+
+    def journal(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
+        store, committed, total = self._journal
+        return store._events(committed, total, since_seq)
+
+
+class JsonFileStore(FileStore):
     """The state as one JSON file guarded by ``<file>.lock``, journal in ``<file>.journal``."""
 
-    def __init__(self, path: str, lock_timeout: float) -> None:
-        self.path = os.path.abspath(path)
-        self.location = self.path
-        self.journal_path = self.path + ".journal"
-        self.lock_timeout = lock_timeout
+    layout = "JSON"
 
+    def __init__(self, path: str, lock_timeout: float) -> None:
+        super().__init__(path, lock_timeout)
+        self.journal_path = self.path + ".journal"
+        self.where = f"state {self.path}"
+
+    # -- writing -------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        folder = os.path.dirname(self.path)
-        ensure_folder(folder)
-        with state_lock(self.path, self.lock_timeout):
-            doc = self._load()
-            tx = MemoryTransaction(doc, clock_now())
+        self.prepare_write()
+        with state_lock(self.path, self.lock_timeout) as held, self._held_state() as (fd, doc):
+            tx = MemoryTransaction(doc, self.now())
             yield tx
             if tx.dirty:
-                doc["journal_bytes"] = self._append_journal(tx.events, doc.get("journal_bytes", 0))
-                doc["seq"] = doc.get("seq", 0) + len(tx.events)
-                self._replace(doc, folder)
+                files.check_writable(self.folder)
+                held.verify()
+                try:
+                    doc["journal_bytes"] = self._append_journal(tx.events, doc.get("journal_bytes", 0))
+                    doc["seq"] = doc.get("seq", 0) + len(tx.events)
+                    self._replace(doc, fd)
+                except OSError as exc:
+                    raise files.writing_error(exc, f"state {self.path}") from None
+                files.remove_dead_leftovers(self.path, time.time())  # a listing of the folder: cheap
 
-    def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
-        if not os.path.exists(self.path):
-            return
-        committed = self._load().get("journal_bytes", 0)
-        try:
-            f = open(self.journal_path, "rb")
-        except FileNotFoundError:
-            return
-        with f:
-            seq = 0
-            left = committed  # bytes beyond it belong to a transaction that never committed
-            for line in f:  # line by line: a report over a long journal reads it in bounded memory
-                if left <= 0:
-                    break
-                line = line[:left]
-                left -= len(line)
-                seq += 1
-                if seq > since_seq:
-                    try:
-                        event = decode_event(line.decode())
-                    except ValueError:
-                        raise DamagedStateError(
-                            f"journal {self.journal_path} line {seq} is damaged; the state itself is intact"
-                        ) from None
-                    event["seq"] = seq
-                    yield event
+    @contextmanager
+    def _held_state(self) -> Iterator[tuple[int | None, dict[str, Any]]]:
+        """The state file (held with flock) and its document; (None, an empty document) when there is none."""
+        while True:
+            try:
+                fd, st = files.open_regular(self.path, "state")
+            except FileNotFoundError:
+                yield None, empty_document()
+                return
+            try:
+                self._flock(fd)
+                try:
+                    replaced = not files.same_file(os.lstat(self.path), st)
+                except FileNotFoundError:
+                    replaced = True
+                if not replaced:
+                    yield fd, self._parse(fd, st)
+                    return
+            finally:
+                os.close(fd)
+            # a writer that did not hold our lock file replaced the state meanwhile: read the new one
 
-    def _keep_good_copy(self) -> None:
-        """Hard-link the state being replaced (it loaded fine) as ``<state>.bak``: no copy, no extra fsync."""
-        if not os.path.exists(self.path):
-            return
-        link = f"{self.path}.bak.tmp-{os.getpid()}"
-        if os.path.lexists(link):
-            os.unlink(link)
-        os.link(self.path, link)
-        os.replace(link, self.path + ".bak")
+    def _flock(self, fd: int) -> None:
+        import fcntl
 
-    def owner_uid(self) -> int | None:
-        try:
-            return os.stat(self.path).st_uid
-        except OSError:
-            return None
-
-    def check(self) -> list[tuple[str, str, str]]:
-        try:
-            doc = self._load()
-        except (DamagedStateError, ForbiddenError) as exc:
-            return [("state", "fail", exc.message), self._check_backup()]
-        rows = [("state", "ok", f"{self.path}: JSON, {len(doc['pools'])} pool(s), {len(doc['sessions'])} session(s)")]
-        committed = doc.get("journal_bytes", 0)
-        try:
-            size = os.stat(self.journal_path).st_size
-        except FileNotFoundError:
-            size = 0
-        if size < committed:
-            rows.append(("journal", "fail", f"{self.journal_path} is shorter ({size} bytes) than committed ({committed})"))
-        elif size > committed:
-            rows.append(("journal", "warn", f"{size - committed} byte(s) after the last commit: a crashed write, "
-                                            "ignored and cut by the next command"))
-        else:
-            bad = 0
-            with open(self.journal_path, "rb") if size else open(os.devnull, "rb") as f:
-                for line in f.read(committed).splitlines():
-                    try:
-                        json.loads(line)
-                    except ValueError:
-                        bad += 1
-            status = "fail" if bad else "ok"
-            rows.append(("journal", status, f"{self.journal_path}: {committed} bytes" + (f", {bad} unreadable line(s)" if bad else "")))
-        rows.append(self._check_backup())
-        return rows
-
-    def _check_backup(self) -> tuple[str, str, str]:
-        bak = self.path + ".bak"
-        if not os.path.exists(bak):
-            return ("backup", "warn", f"no good copy yet at {bak} (kept from the second write on)")
-        try:
-            JsonFileStore(bak, self.lock_timeout)._load()
-        except (DamagedStateError, ForbiddenError) as exc:
-            return ("backup", "fail", exc.message)
-        return ("backup", "ok", f"{bak}: the state before the last write")
-
-    def restore_backup(self) -> str:
-        return restore_file(self.path, self.path + ".bak", self._check_backup)
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            return empty_document()
-        except PermissionError:
-            raise ForbiddenError(f"permission denied: cannot read state {self.path}") from None
-        except OSError as exc:
-            raise DamagedStateError(f"state {self.path} cannot be opened: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as f:
-            raw = f.read()
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            raise DamagedStateError(f"state {self.path} is not valid JSON (damaged?); nothing was changed") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("schema"), int):
-            raise DamagedStateError(f"state {self.path} is not a lictools state file; nothing was changed")
-        if doc["schema"] > SCHEMA_VERSION:
-            raise DamagedStateError(
-                f"state {self.path} has schema {doc['schema']}, newer than this lictools ({SCHEMA_VERSION}); "
-                "upgrade lictools"
-            )
-        if not isinstance(doc.get("pools"), dict) or not isinstance(doc.get("sessions"), dict):
-            raise DamagedStateError(f"state {self.path} lacks its pools or sessions; nothing was changed")
-        return doc
+        deadline, wait = time.monotonic() + self.lock_timeout, 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BusyError(f"state {self.path} is being written by a command that does not hold "
+                                    f"{self.path}.lock (was the lock file deleted?); nothing was changed") from None
+                time.sleep(wait)
+                wait = min(wait * 2, 0.05)
 
     def _append_journal(self, events: list[dict[str, Any]], committed: int) -> int:
         """Cut any uncommitted tail, append ``events``, fsync; return the new committed length."""
-        fd = open_private(self.journal_path, os.O_RDWR)
+        fd = files.open_or_create(self.journal_path, "journal")
         try:
-            if os.fstat(fd).st_size != committed:
+            size = os.fstat(fd).st_size
+            if size < committed:
+                raise DamagedStateError(
+                    f"journal {self.journal_path} is shorter ({size} bytes) than the state says ({committed}): "
+                    "committed events are lost; see 'lictools doctor'. Nothing was changed"
+                )
+            if size > committed:
                 os.ftruncate(fd, committed)
             data = b"".join(encode_event(e).encode() + b"\n" for e in events)
             if data:
@@ -173,21 +139,176 @@ class JsonFileStore(Store):
         finally:
             os.close(fd)
 
-    def _replace(self, doc: dict[str, Any], folder: str) -> None:
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)  # left by a crashed writer with our PID
-        fd = open_private(tmp)
+    def _replace(self, doc: dict[str, Any], old: int | None) -> None:
+        """Write ``doc`` to a fresh file and rename it over the state (the old file becomes ``<state>.bak``)."""
+        fd, temp = files.create_exclusive(f"{self.path}.tmp-")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(doc, indent=1, sort_keys=True).encode())
-                f.write(b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-            self._keep_good_copy()
-            os.rename(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            files.write_all(fd, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
+            os.fsync(fd)
+            if old is not None:
+                self._keep_good_copy(old)
+            files.publish(fd, temp, self.path, "the state", replace=old is not None)
+        finally:
+            files.discard(fd, temp)
+
+    def _keep_good_copy(self, old: int) -> None:
+        """Hard-link the state being replaced (it loaded fine) as ``<state>.bak``: no copy, no extra fsync.
+
+        Linked from its descriptor (``/proc/self/fd``), so it is the file that was read, whatever
+        the name ``<state>`` points to by now.
+        """
+        link = f"{self.path}.bak.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:  # no /proc: link the name, checked below to be that file
+            os.link(self.path, link, follow_symlinks=False)
+        else:
+            try:  # linkat(AT_SYMLINK_FOLLOW) through the descriptor's magic link: the inode itself
+                os.link(str(old), link, src_dir_fd=proc, follow_symlinks=True)
+            finally:
+                os.close(proc)
+        try:
+            files.publish(old, link, self.path + ".bak", "the good copy", sync=False)
+        except DamagedStateError:
+            files.discard(None, link)
             raise
-        fsync_folder(folder)
+
+    # -- reading -------------------------------------------------------------------------
+    def _parse(self, fd: int, st: os.stat_result, where: str | None = None) -> dict[str, Any]:
+        where = where or self.where
+        raw = files.read_capped(fd, st.st_size, MAX_STATE_BYTES, where)
+        doc = schema.loads(raw, where)
+        if type(doc) is dict and type(doc.get("schema")) is int and doc["schema"] > SCHEMA_VERSION:
+            raise DamagedStateError(
+                f"{where} has schema {doc['schema']}, newer than this lictools ({SCHEMA_VERSION}); upgrade lictools"
+            )
+        return schema.document(doc, where)
+
+    def _snapshot(self) -> dict[str, Any]:
+        self.require_state()
+        try:
+            fd, st = files.open_regular(self.path, "state")
+        except FileNotFoundError:
+            raise NotFoundError(f"no state at {self.path} (nothing was created)") from None
+        try:
+            return self._parse(fd, st)
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def read(self, include_expired: bool = False) -> Iterator[StateView]:
+        doc = self._snapshot()
+        now = self.now()
+        if not include_expired:
+            doc["sessions"] = {k: s for k, s in doc["sessions"].items() if s["expires"] is None or s["expires"] > now}
+        yield JsonView(doc, now, self)
+
+    def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
+        doc = self._snapshot()
+        yield from self._events(doc.get("journal_bytes", 0), doc.get("seq"), since_seq)
+
+    def _events(self, committed: int, total: int | None, since_seq: int) -> Iterator[dict[str, Any]]:
+        """Committed events after ``since_seq``; a tail is found from the end, so memory stays bounded."""
+        try:
+            fd, _ = files.open_regular(self.journal_path, "journal")
+        except FileNotFoundError:
+            return
+        with os.fdopen(fd, "rb") as f:
+            offset, seq = self._start_of(f, committed, total, since_seq) if since_seq and total else (0, 0)
+            f.seek(offset)
+            while offset < committed:
+                line = f.readline(min(MAX_EVENT_BYTES, committed - offset))
+                if not line.endswith(b"\n"):
+                    what = "ends early" if len(line) < min(MAX_EVENT_BYTES, committed - offset) else "has an overlong line"
+                    raise DamagedStateError(f"journal {self.journal_path} {what} at byte {offset}; the state itself is intact")
+                offset += len(line)
+                seq += 1
+                if seq > since_seq:
+                    event = schema.event(line, f"journal {self.journal_path} line {seq}")
+                    event["seq"] = seq
+                    yield event
+
+    @staticmethod
+    def _start_of(f: Any, committed: int, total: int, since_seq: int) -> tuple[int, int]:
+        """(offset, seq before it) of the first event after ``since_seq``, counting lines back from the end.
+
+        Falls back to (0, 0), a read from the start, when the journal has fewer lines than the
+        state counts (a damaged journal: the forward read numbers them as they are).
+        """
+        wanted = total - since_seq  # events to return; their start is just after newline number wanted + 1 from the end
+        if wanted <= 0:
+            return committed, total
+        end, seen = committed, 0
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            f.seek(start)
+            block = f.read(end - start)
+            index = len(block)
+            while True:
+                index = block.rfind(b"\n", 0, index)
+                if index < 0:
+                    break
+                seen += 1
+                if seen == wanted + 1:
+                    return start + index + 1, since_seq
+            end = start
+        return 0, 0
+
+    # -- doctor --------------------------------------------------------------------------
+    def check(self) -> list[tuple[str, str, str]]:
+        try:
+            doc = self._snapshot()
+        except (DamagedStateError, ForbiddenError, CannotWriteError) as exc:
+            return [("state", "fail", exc.message), self._check_backup()]
+        sessions, size = len(doc["sessions"]), os.stat(self.path).st_size
+        rows = [("state", "ok", f"{self.path}: JSON, {len(doc['pools'])} pool(s), {sessions} session(s), {size:,} bytes")]
+        if sessions > OUTGROWN_SESSIONS or size > OUTGROWN_BYTES:
+            rows.append(("layout", "warn", f"{sessions} sessions in {size:,} bytes: beyond what the JSON layout is for "
+                                           f"({OUTGROWN_SESSIONS:,} sessions, {OUTGROWN_BYTES >> 20} MiB); every command "
+                                           "reads and rewrites it all: use a state.db (SQLite) path"))
+        rows.append(self._check_journal(doc))
+        rows.append(self._check_backup())
+        return rows
+
+    def _check_journal(self, doc: dict[str, Any]) -> tuple[str, str, str]:
+        committed, total = doc.get("journal_bytes", 0), doc.get("seq", 0)
+        try:
+            size = os.lstat(self.journal_path).st_size
+        except FileNotFoundError:
+            size = 0
+        if size < committed:
+            return ("journal", "fail", f"{self.journal_path} is shorter ({size} bytes) than committed ({committed})")
+        count, back, first_back, last = 0, 0, None, None
+        try:
+            for event in self._events(committed, total, 0):
+                count += 1
+                ts = event.get("ts")
+                if isinstance(ts, (int, float)) and last is not None and ts < last:
+                    back += 1
+                    first_back = first_back or event["seq"]
+                last = ts if isinstance(ts, (int, float)) else last
+        except DamagedStateError as exc:
+            return ("journal", "fail", exc.message)
+        if count != total:
+            return ("journal", "fail", f"{self.journal_path} holds {count} event(s), the state counts {total}")
+        tail = f"; {size - committed} byte(s) after the last commit (a crashed write, cut by the next command)" \
+            if size > committed else ""
+        if back:
+            return ("journal", "warn", f"{count} event(s); times go backwards {back} time(s), first at seq {first_back} "
+                                       f"(the system clock was set back){tail}")
+        return ("journal", "warn" if tail else "ok", f"{self.journal_path}: {count} event(s), times in order{tail}")
+
+    def _check_backup(self) -> tuple[str, str, str]:
+        bak = self.path + ".bak"
+        row, _ = self.check_good_copy("kept from the second write on",
+                                      lambda fd, st: self._parse(fd, st, f"good copy {bak}"))
+        return row or ("backup", "ok", f"{bak}: the state before the last write")
+
+    def restore_backup(self) -> str:
+        def check(fd: int, st: os.stat_result) -> None:
+            try:
+                self._parse(fd, st, f"good copy {self.path}.bak")
+            except DamagedStateError as exc:
+                raise DamagedStateError(f"the last good copy is not usable either: {exc.message}") from None
+
+        return self.restore_from(self.path + ".bak", check)

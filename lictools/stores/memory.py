@@ -1,5 +1,6 @@
 """The state in memory: :class:`MemoryStore` for tests, replay and the simulator, and
-:class:`MemoryTransaction`, the transaction over one document that the JSON file store also uses.
+:class:`MemoryTransaction`, the transaction over one document that the JSON file store (its writes
+and its snapshots) also uses.
 
 The document is ``{"schema": 1, "pools": {name: pool}, "sessions": {id: session}, "settings": {}}``;
 every query scans it, which is fine for the few thousand sessions a JSON state is meant for.
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 from lictools.model import Pool, Session
-from lictools.stores.api import SCHEMA_VERSION, Store, Transaction
+from lictools.stores.api import SCHEMA_VERSION, StateView, Store, Transaction
 
 
 def empty_document() -> dict[str, Any]:
@@ -102,6 +103,9 @@ class MemoryTransaction(Transaction):
             if doc["pool"] == pool and doc["feature"] == feature and doc["seat"] == seat
         )
 
+    def count_sessions(self, pool: str, feature: str) -> int:
+        return sum(1 for doc in self.doc["sessions"].values() if doc["pool"] == pool and doc["feature"] == feature)
+
     def seats_by_project(self, pool: str, feature: str) -> dict[str | None, int]:
         seats: dict[str, str | None] = {}
         for doc in self.doc["sessions"].values():
@@ -133,11 +137,11 @@ class MemoryStore(Store):
     location = "memory"
 
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
-        from lictools.timeutil import now
+        import time
 
         self.doc = empty_document()
         self.journal: list[dict[str, Any]] = []
-        self.clock = clock or now
+        self.clock = clock or time.time
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -149,6 +153,17 @@ class MemoryStore(Store):
             raise
         for event in tx.events:
             self.journal.append({**event, "seq": len(self.journal) + 1})
+
+    @contextmanager
+    def read(self, include_expired: bool = False) -> Iterator[StateView]:
+        now = self.clock()
+        sessions = self.doc["sessions"]
+        if not include_expired:
+            sessions = {k: s for k, s in sessions.items() if s["expires"] is None or s["expires"] > now}
+        yield MemoryTransaction({**self.doc, "sessions": sessions}, now)
+
+    def now(self) -> float:
+        return self.clock()
 
     def owner_uid(self) -> int | None:
         return None
