@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "fglwrt": ("lictools.cli.fglwrt", "fglwrt", "fglWrt's options on a pool: -a info users, -u, -x PID, -i."),
     "report": ("lictools.cli.report", "report", "Usage from the journal: peaks, seat-hours, denials; charts, HTML."),
     "metrics": ("lictools.cli.metrics", "metrics", "Prometheus text exposition of seats, sessions and denials."),
+    "simulate": ("lictools.cli.simulate", "simulate", "What-if: replay client starts and stops under a rule and capacity."),
 }
 
 
