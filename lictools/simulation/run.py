@@ -19,7 +19,7 @@ from lictools.rules import RULES, check_feature, check_options, get_rule, rule_o
 from lictools.rules.base import Rule
 from lictools.simulation.clientlog import COLUMNS, BadRow, ClientEvent
 from lictools.simulation.history import PoolChange
-from lictools.simulation.lane import Lane
+from lictools.simulation.lane import POOL, Lane
 from lictools.timeutil import iso
 
 ROW_KEYS = ["pool", "product", "feature", "capacity", "needed", "peak_at", "denials", "peak", "reserved", "requests",
@@ -54,9 +54,10 @@ def lane_options(rule: Rule, base: dict[str, str], overrides: dict[str, str]) ->
 
 
 def _column(message: str) -> str | None:
-    """The log column an engine message is about: the first ``--name`` it mentions that is a column."""
+    """The log column an engine message is about: the last ``--name`` it mentions that is a column
+    (``--client gdc is direct mode ... give --monitor ID``: the monitor is what is missing)."""
     names: list[str] = re.findall(r"--([a-z]+)", message)
-    return next((name for name in names if name in COLUMNS), None)
+    return next((name for name in reversed(names) if name in COLUMNS), None)
 
 
 class Simulation:
@@ -135,20 +136,26 @@ class Simulation:
         lanes = self.routes.get(key)
         if lanes is None:
             lanes = []
-            for product in self._products(pool):
-                rule = get_rule(product)
+            resolved: list[str] = []
+            # rules with features of their own first: generic, given no feature, takes the ones they took
+            for rule in sorted((get_rule(p) for p in self._products(pool)), key=lambda r: not r.FEATURES):
                 if self.features is not None and given is not None and given not in self.features:
                     continue
                 try:
-                    feature = self._feature(rule, given)
+                    features = [self._feature(rule, given)]
                 except UsageError as exc:
-                    if self.compare or self.features is not None:
+                    if not rule.FEATURES and given is None and resolved:
+                        features = list(resolved)
+                    elif self.compare or self.features is not None:
                         continue  # this rule does not accept the feature: it is not tried
-                    label = "column feature" if pool is None else "feature"
-                    raise BadRow(f"{where}, {label}: {exc.message} (--feature replays only the rows of the "
-                                 "features given)") from None
-                if self.features is None or feature in self.features:
-                    lanes.append(self._lane(pool, product, feature))
+                    else:
+                        label = "column feature" if pool is None else "feature"
+                        raise BadRow(f"{where}, {label}: {exc.message} (--feature replays only the rows of the "
+                                     "features given)") from None
+                for feature in features:
+                    if self.features is None or feature in self.features:
+                        resolved.extend([feature] if feature not in resolved else [])
+                        lanes.append(self._lane(pool, rule.NAME, feature))
             self.routes[key] = lanes
         return [lane for lane in lanes if id(lane) not in self.refused]
 
@@ -184,9 +191,10 @@ class Simulation:
 
     def _refuse(self, lane: Lane, event: ClientEvent, exc: UsageError | NotFoundError) -> None:
         """A rule refused a request: exit 2 naming the row, or with ``--compare`` that rule is dropped."""
-        column = _column(exc.message)
+        message = exc.message.replace(f" in pool {POOL}", "")  # the lane's own pool is no news to the reader
+        column = _column(message)
         label = "" if column is None else (f", column {column}" if event.pool is None else f", key {column}")
-        text = f"{event.where}{label}: {lane.product} refuses the request: {exc.message}"
+        text = f"{event.where}{label}: {lane.product} refuses the request: {message}"
         if not self.compare:
             raise BadRow(text)
         self.refused[id(lane)] = text
