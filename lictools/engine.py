@@ -581,8 +581,9 @@ def _lookup(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> tupl
     With ``uid`` (a non-admin caller) every session must have been acquired by that account,
     else ForbiddenError (exit 7) before anything changes.
     """
-    found, missing = [], []
-    for session_id in ids:
+    found: list[Session] = []
+    missing: list[str] = []
+    for session_id in dict.fromkeys(ids):  # an id given twice is handled once
         session = tx.get_session(session_id) if isinstance(session_id, str) and session_id.isprintable() else None
         if session is None:
             missing.append(session_id)
