@@ -299,6 +299,14 @@ def test_table_csv_series_and_chart(sim):
     assert code == 2 and "--chart" in err
 
 
+def test_charts_of_every_lane_share_the_logs_time_axis(sim):
+    """The threads of the Magic log start at 09:00, the log at 08:00: every chart runs from 08:00 to 09:03."""
+    code, out, err = sim(MAGIC, "--product", "magic-xpa", "--chart")
+    assert code == 0, err
+    axes = [line.split() for line in out.splitlines() if line.strip().endswith(" UTC")]
+    assert axes == [["2026-11-16", "08:00", "2026-11-16", "09:03", "UTC"]] * 3
+
+
 def test_standard_input(tmp_path):
     log = f"time,event,session\n{at('08:00')},start,a\n{at('08:01')},start,b\n"
     out = subprocess.run([sys.executable, "-m", "lictools", "--format", "json", "simulate", "-", "--product",

@@ -17,25 +17,25 @@ if TYPE_CHECKING:
 @click.command(epilog=example(
     "lictools simulate week.csv --product genero --license runtime=40",
     "lictools simulate week.csv --compare --option share=user,host --license dev=6 --license mom=10",
-    "lictools simulate week.csv --product magic-xpa --license web=20 --reserve alpha web 5 --chart",
+    "lictools simulate week.csv --product magic-xpa --feature web --license web=20 --reserve alpha web 5 --chart",
     "lictools --format json simulate --from-journal --pool genero-prod --license runtime=30",
     "lictools --format csv simulate --from-journal --pool cad --product generic --option share=user --series",
 ))
 @click.argument("events", required=False, metavar="[EVENTS.csv]")
-@click.option("--product", help=f"The counting rule to replay under: {', '.join(RULES)}.")
+@click.option("--product", metavar="PRODUCT", help=f"The counting rule to replay under: {', '.join(RULES)}.")
 @click.option("--license", "licenses", type=KEY_VALUE, multiple=True, metavar="FEATURE=N",
               help="The capacity to count denials at (a feature without one is not limited). Repeatable.")
 @click.option("--option", "options", type=KEY_VALUE, multiple=True, metavar="KEY=VALUE",
               help="Pool option of the rules tried (share, user_agent_timeout, linger, version ...). Repeatable.")
 @click.option("--reserve", "reservations", nargs=3, multiple=True, metavar="PROJECT FEATURE COUNT",
               help="Seats of FEATURE reserved for PROJECT (as lictools reserve). Repeatable.")
-@click.option("--feature", "features", multiple=True,
+@click.option("--feature", "features", multiple=True, metavar="FEATURE",
               help="Replay only the rows of this feature (a log of several products' clients). Repeatable.")
 @click.option("--compare", is_flag=True,
               help="Replay under every product rule that accepts each feature, and the generic rule (its share= "
                    "from --option), one row each.")
 @click.option("--from-journal", is_flag=True, help="Replay this state's own journal instead of a CSV log.")
-@click.option("--pool", help="With --from-journal: only this pool.")
+@click.option("--pool", metavar="POOL", help="With --from-journal: only this pool.")
 @click.option("--stop-after", type=click.IntRange(0, 315_360_000), default=0, metavar="SECONDS",
               help="End a session that has not stopped this long after its start (its client died); "
                    "default 0: it holds its seat to its stop or the end of the log.")

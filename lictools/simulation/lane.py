@@ -192,9 +192,9 @@ class Timeline:
     per slot the peak in use and the denials. When the slots run out, neighbours merge and each
     slot covers twice the time, so memory stays the same whatever the log's length."""
 
-    def __init__(self, slots: int = SLOTS) -> None:
+    def __init__(self, since: float | None = None, slots: int = SLOTS) -> None:
         self.slots = slots
-        self.since: float | None = None
+        self.since = since  # None: from the first change
         self.width = 1.0
         self.peaks: list[int] = []
         self.denials: list[int] = []
@@ -291,12 +291,16 @@ class Lane:
 
     def __init__(self, clock: Callable[[], float], pool: str | None, product: str, feature: str,
                  capacity: int | None, options: dict[str, str], reserved: dict[str, int],
-                 series: bool = False, chart: bool = False) -> None:
+                 series: bool = False, chart: bool = False, follows_journal: bool = False,
+                 since: float | None = None) -> None:
         self.pool = pool
         self.product = product
         self.feature = feature
-        self.follows_journal = False  # capacity is the pool's own issued seats as the journal changes them
-        self.timeline = Timeline() if chart else None
+        # the capacity is the pool's own issued seats as the journal changes them
+        self.follows_journal = follows_journal
+        # why the rule refused a row (with --compare the lane is then left out), None while it accepts the log
+        self.refused: str | None = None
+        self.timeline = Timeline(since) if chart else None  # since: the log's start, so lanes share one axis
         self.demand = Demand(reserved, series, self.timeline)
         self.unlimited = Run(clock, product, feature, UNLIMITED, options, reserved, self.demand.event)
         self.limited = Run(clock, product, feature, capacity, options, reserved) if capacity is not None else None

@@ -93,10 +93,9 @@ class Simulation:
         self.events = 0
         self.unmatched = 0
         self.unnamed = 0
-        # (pool, product, feature) -> lane; (pool, feature as given) -> its lanes; lanes a rule refused
+        # (pool, product, feature) -> lane; (pool, feature as given) -> its lanes
         self.lanes: dict[tuple[str | None, str, str], Lane] = {}
         self.routes: dict[tuple[str | None, str | None], list[Lane]] = {}
-        self.refused: dict[int, str] = {}
         self.refusals: list[str] = []
         # (pool, session) -> the route it started on, for a stop that names no feature
         self.where: dict[tuple[str | None, str], tuple[str | None, str | None]] = {}
@@ -150,14 +149,15 @@ class Simulation:
                         continue  # this rule does not accept the feature: it is not tried
                     else:
                         label = "column feature" if pool is None else "feature"
-                        raise BadRow(f"{where}, {label}: {exc.message} (--feature replays only the rows of the "
-                                     "features given)") from None
+                        hint = "" if given is None else " (--feature replays only the rows of the features given)"
+                        raise BadRow(f"{where}, {label}: {exc.message}{hint}") from None
                 for feature in features:
                     if self.features is None or feature in self.features:
-                        resolved.extend([feature] if feature not in resolved else [])
+                        if feature not in resolved:
+                            resolved.append(feature)
                         lanes.append(self._lane(pool, rule.NAME, feature))
             self.routes[key] = lanes
-        return [lane for lane in lanes if id(lane) not in self.refused]
+        return [lane for lane in lanes if lane.refused is None]
 
     def _lane(self, pool: str | None, product: str, feature: str) -> Lane:
         key = (pool, product, feature)
@@ -178,8 +178,8 @@ class Simulation:
             reserved = dict(self.reservations.get(feature, {}))
         self._check_reserved(pool, feature, reserved, None if follows else capacity)
         lane = self.lanes[key] = Lane(self.clock, pool, product, feature, capacity, options, reserved,
-                                      series=self.series, chart=self.chart)
-        lane.follows_journal = follows
+                                      series=self.series, chart=self.chart, follows_journal=follows,
+                                      since=self.since)
         return lane
 
     def _check_reserved(self, pool: str | None, feature: str, reserved: dict[str, int], capacity: int | None) -> None:
@@ -197,7 +197,7 @@ class Simulation:
         text = f"{event.where}{label}: {lane.product} refuses the request: {message}"
         if not self.compare:
             raise BadRow(text)
-        self.refused[id(lane)] = text
+        lane.refused = text
         self.refusals.append(f"{lane.product} is not compared for feature {lane.feature}: {text}")
 
     # ------------------------------------------------------------------ the replay
@@ -210,6 +210,9 @@ class Simulation:
                 continue
             if self.since is None:
                 self.since = item.t
+                for lane in self.lanes.values():  # made before the log began (--license): same time axis
+                    if lane.timeline is not None:
+                        lane.timeline.since = item.t
             self.until = item.t
             self.events += 1
             if item.kind == "start":
@@ -228,7 +231,8 @@ class Simulation:
         if session is None:
             self.unnamed += 1
             session = f"unnamed@{self.unnamed}"
-        self.where[(event.pool, session)] = (event.pool, event.feature)
+        if self.pools is None:  # a journal names the feature of every event
+            self.where[(event.pool, session)] = (event.pool, event.feature)
         for lane in self._route(event.pool, event.feature, event.where):
             try:
                 lane.start(event, session, self.stop_after)
@@ -253,7 +257,7 @@ class Simulation:
         if definition is None:
             return
         for lane in list(self.lanes.values()):
-            if lane.pool != change.pool or id(lane) in self.refused:
+            if lane.pool != change.pool or lane.refused is not None:
                 continue
             if change.feature is not None and lane.feature != change.feature:
                 continue
@@ -274,7 +278,7 @@ class Simulation:
         for lane in self.lanes.values():
             lane.sweep()
         def running(session: str, lanes: list[Lane]) -> bool:
-            active = [lane for lane in lanes if id(lane) not in self.refused]
+            active = [lane for lane in lanes if lane.refused is None]
             return not active or any(lane.unlimited.live(session) for lane in active)
 
         self.where = {key: route for key, route in self.where.items() if running(key[1], self.routes.get(route, []))}
@@ -283,15 +287,14 @@ class Simulation:
         """End of the log: what expired by its last time is reaped."""
         if self.until is not None:
             self.now = self.until
-        for lane in self.lanes.values():
-            if id(lane) not in self.refused:
-                lane.finish()
+        for lane in self.active():
+            lane.finish()
         return self
 
     # ------------------------------------------------------------------ results
     def active(self) -> list[Lane]:
         """The lanes with results (not refused), by pool, feature and product."""
-        lanes = [lane for lane in self.lanes.values() if id(lane) not in self.refused]
+        lanes = [lane for lane in self.lanes.values() if lane.refused is None]
         return sorted(lanes, key=lambda lane: (lane.pool or "", lane.feature, lane.product))
 
     def rows(self) -> list[dict[str, Any]]:
