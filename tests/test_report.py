@@ -294,6 +294,14 @@ def test_usage_errors_and_unknown_names(office):
     assert r.code == 2 and "is a folder" in r.err
 
 
+def test_html_name_too_long_is_a_usage_error(office, tmp_path):
+    """Found by the CLI fuzzer: a 10,000-character file name passed the checks and ended in exit 1."""
+    r = office("report", "--html", str(tmp_path / ("r" * 10_000)))
+    assert r.code == 2, r.err
+    assert r.err.startswith("lictools: --html '") and "cannot write it (File name too long)" in r.err
+    assert len(r.err.splitlines()) == 1
+
+
 def test_plot_without_the_extra_names_it(office, monkeypatch):
     import importlib.util
 

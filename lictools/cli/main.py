@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "group": ("lictools.cli.group", "group", "Groups of users that policies name."),
     "apply": ("lictools.cli.apply", "apply", "Make the state what a site file (TOML) declares; --dry-run shows how."),
     "export": ("lictools.cli.export", "export", "Write the current configuration as a site file (TOML)."),
+    "simulate": ("lictools.cli.simulate", "simulate", "What-if: replay client starts and stops under a rule and capacity."),
 }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 from lictools.cli.common import example, settings, store
@@ -81,13 +84,27 @@ def report(pool: str | None, feature: str | None, since: str | None, until: str 
     if html_file is not None:
         from lictools.output.html import write_html
 
-        write_html(html_file, fold, rows)
+        with _writing(html_file, "--html"):
+            write_html(html_file, fold, rows)
         click.echo(f"lictools: wrote {html_file}", err=True)
     if plot_file is not None:
         from lictools.output.plot import write_plot
 
-        write_plot(plot_file, fold)
+        with _writing(plot_file, "--plot"):
+            write_plot(plot_file, fold)
         click.echo(f"lictools: wrote {plot_file}", err=True)
+
+
+@contextmanager
+def _writing(path: str, option: str) -> Iterator[None]:
+    """A file the checks let through that still cannot be written (a name too long ...) is exit 2, not a bug."""
+    from lictools.errors import UsageError
+
+    try:
+        yield
+    except OSError as exc:
+        shown = path if len(path) <= 80 else path[:80] + "..."
+        raise UsageError(f"{option} {shown!r}: cannot write it ({exc.strerror or exc})") from None
 
 
 def _check_writable(path: str, option: str) -> None:
