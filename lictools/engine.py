@@ -826,7 +826,7 @@ def acquire_waiting(
     wait: float,
     admin: Callable[[Transaction], bool] = lambda tx: True,
     waiter: Wait = Wait(0.0),
-    open_view: Callable[[], ContextManager[Transaction]] | None = None,
+    open_view: Callable[[], ContextManager[StateView]] | None = None,
     sleep: Callable[[float], None] | None = None,
     monotonic: Callable[[], float] | None = None,
     poll: float = 1.0,

@@ -255,3 +255,25 @@ def test_default_user_is_the_real_account_not_logname(lt, monkeypatch):
     lt("acquire", "p", "--feature", "f", "--session", "mine")
     [row] = lt("--format", "json", "users", "--sessions").json()
     assert row["user"] == pwd.getpwuid(os.getuid()).pw_name
+
+
+def test_a_real_second_account_cannot_take_a_seat_in_anothers_name(accounts):
+    """Issue 15 item 5 with real accounts: with trust_claims=no Bob cannot claim --user alice (exit 7)
+    or join her Genero DVM with --parent; with the default, the claim is recorded beside his real uid."""
+    folder = accounts.folder("claims")
+    state = str(folder / "state.db")
+    alice, bob = accounts.names["alice"], accounts.names["bob"]
+    for name, product, lic, trust in (("strict", "generic", "f=2", "no"), ("open", "generic", "f=2", "yes"),
+                                      ("g", "genero", "runtime=2", "no")):
+        options = ["--option", f"trust_claims={trust}"] + (["--option", "share=user"] if product == "generic" else [])
+        assert accounts.run("root", "--state", state, "pool", "add", name, "--product", product, "--license", lic,
+                            *options).code == 0
+    assert accounts.run("alice", "--state", state, "acquire", "strict", "--feature", "f").code == 0
+    claimed = accounts.run("bob", "--state", state, "acquire", "strict", "--feature", "f", "--user", alice)
+    assert claimed.code == 7 and f"you are {bob}, not {alice}" in claimed.err
+    dvm = accounts.run("alice", "--state", state, "acquire", "g", "--client", "gwc").out.strip()
+    child = accounts.run("bob", "--state", state, "acquire", "g", "--parent", dvm)
+    assert child.code == 7 and "belongs to another account" in child.err
+    assert accounts.run("bob", "--state", state, "acquire", "open", "--feature", "f", "--user", alice).code == 0
+    rows = json.loads(accounts.run("root", "--state", state, "--format", "json", "users", "--sessions", "open").out)
+    assert [(r["user"], r["uid"]) for r in rows] == [(alice, accounts.uid("bob"))]

@@ -292,3 +292,42 @@ def test_cron_reaper_line_as_shipped(hook_env, state):
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert checkouts() == []
+
+
+# --------------------------------------------------------------------------- two real accounts on one machine
+def test_two_users_without_xdg_runtime_dir_keep_their_own_sessions(accounts):
+    """Issue 14: two users on one machine with XDG_RUNTIME_DIR unset: no shared session file, no exit 7.
+    Real accounts (root only), each logging in from a real bash login shell with its own home."""
+    import shutil
+
+    kit = accounts.base / "hooks"
+    shutil.copytree(HOOKS, kit)  # readable by every account, wherever the checkout lives
+    os.system(f"chmod -R a+rX {kit}")
+    folder = accounts.folder("hook-state")
+    state = folder / "state.db"
+    assert accounts.run("root", "--state", str(state), "pool", "add", "p", "--product", "generic",
+                        "--license", "seats=5").code == 0
+    shells = {}
+    for role in ("alice", "bob"):
+        home = accounts.base / f"home-{role}"
+        home.mkdir()
+        os.chown(home, accounts.uid(role), -1)
+        env = {"HOME": str(home), "LICTOOLS_BIN": accounts.lictools, "LICTOOLS_STATE": str(state)}
+        script = (f"trap 'bash {kit}/logout.sh p' EXIT\n"
+                  f"bash {kit}/login.sh p --feature seats || exit $?\necho logged-in\nread _\n")
+        shells[role] = accounts.popen(role, ["bash", "-c", script], env=env, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = shells[role].stdout.readline()
+        assert line == "logged-in\n", shells[role].stderr.read()
+        files = list((home / ".local/state/lictools/sessions").iterdir())
+        assert len(files) == 1 and files[0].stat().st_uid == accounts.uid(role)
+    listed = json.loads(accounts.run("root", "--state", str(state), "--format", "json", "users", "--sessions").out)
+    assert sorted(s["user"] for s in listed) == sorted(accounts.names[r] for r in ("alice", "bob"))
+    assert sorted(s["uid"] for s in listed) == sorted(accounts.uid(r) for r in ("alice", "bob"))
+    _, err = shells["alice"].communicate("\n", timeout=60)
+    assert shells["alice"].returncode == 0, err
+    left = json.loads(accounts.run("root", "--state", str(state), "--format", "json", "users", "--sessions").out)
+    assert [s["user"] for s in left] == [accounts.names["bob"]]
+    _, err = shells["bob"].communicate("\n", timeout=60)
+    assert shells["bob"].returncode == 0, err
+    assert json.loads(accounts.run("root", "--state", str(state), "--format", "json", "users").out) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import caller_is_admin, example, settings, transaction, warn
+from lictools.cli.common import caller_is_admin, example, settings, snapshot, transaction, warn
 from lictools.cli.options import FEATURES, POOLS, SECONDS
 
 
@@ -58,7 +58,7 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
             outcome = engine.acquire(tx, request, dry_run=True, admin=caller_is_admin(tx))
     else:
         me = os.getpid()
-        outcome = engine.acquire_waiting(transaction, request, wait, admin=caller_is_admin,
+        outcome = engine.acquire_waiting(transaction, request, wait, admin=caller_is_admin, open_view=snapshot,
                                          waiter=engine.Wait(0.0, me, SYSTEM.process_start(me), SYSTEM.node()),
                                          queued=lambda waiting: warn(f"{waiting.reason}; waiting up to {wait:g} s"))
 
