@@ -17,6 +17,10 @@ from lictools.cli.main import hoist_global_options
 from lictools.model import Request
 from lictools.stores.memory import MemoryStore
 
+from tests.fakes import FakeHost
+
+BOB = FakeHost(node="n", account=(1002, "ltbob"))
+
 
 def pool(lt, seats=3, *extra):
     assert lt("pool", "add", "p", "--product", "generic", "--license", f"f={seats}", *extra).code == 0
@@ -129,39 +133,15 @@ def test_a_long_session_list_keeps_the_table_row_short(lt):
 
 
 # --------------------------------------------------------------------------- a reused PID
-class Host:
-    """PID 500 runs, but it was started at tick 2000."""
-
-    def login_user(self) -> str:
-        return "u"
-
-    def account(self) -> tuple[int, str]:
-        return 0, "root"
-
-    def node(self) -> str:
-        return "n"
-
-    def pid_alive(self, pid: int) -> bool:
-        return pid == 500
-
-    def process_start(self, pid: int) -> int | None:
-        return self.start if pid == 500 else None
-
-    def new_id(self) -> str:
-        return "x"
-
-    start = 1000
-
-
 def test_check_pids_treats_a_reused_pid_as_gone():
-    host = Host()
+    host = FakeHost(node="n", alive={500: 1000})
     store = MemoryStore(clock=lambda: 1_800_000_000.0)
     with store.transaction() as tx:
         engine.add_pool(tx, "p", "generic", {"f": 2}, {"lease": "0"})
         engine.acquire(tx, Request("p", "f", "s", "u", "n", "n", pid=500), host=host)
         assert tx.get_session("s").pid_start == 1000
         assert engine.drop_dead_processes(tx, host=host) == []
-    host.start = 2000  # the login shell was killed; a new process got PID 500
+    host.alive[500] = 2000  # the login shell was killed; a new process got PID 500
     with store.transaction() as tx:
         dropped = engine.drop_dead_processes(tx, host=host)
     assert [s.id for s in dropped] == ["s"]
@@ -205,11 +185,6 @@ def test_mistyped_command_names_the_nearest(lt):
 
 
 # --------------------------------------------------------------------------- claims (issue 15, item 5)
-class Bob(Host):
-    def account(self) -> tuple[int, str]:
-        return 1002, "ltbob"
-
-
 def _claims_pool(trust: str) -> MemoryStore:
     store = MemoryStore(clock=lambda: 1_800_000_000.0)
     with store.transaction() as tx:
@@ -227,20 +202,20 @@ def test_trust_claims_no_refuses_a_seat_in_someone_elses_name():
     store = _claims_pool("no")
     with store.transaction() as tx:
         with pytest.raises(ForbiddenError, match="you are ltbob, not ltalice"):
-            engine.acquire(tx, Request("p", "f", "bob-1", "ltalice", "h", "n", uid=1002), host=Bob(), admin=False)
+            engine.acquire(tx, Request("p", "f", "bob-1", "ltalice", "h", "n", uid=1002), host=BOB, admin=False)
         with pytest.raises(ForbiddenError, match="session alice-dvm belongs to another account"):
             engine.acquire(tx, Request("g", None, "bob-kid", "ltbob", "h", "n", parent="alice-dvm", uid=1002),
-                           host=Bob(), admin=False)
-        assert engine.acquire(tx, Request("p", "f", "bob-2", "ltbob", "h", "n", uid=1002), host=Bob(), admin=False).granted
+                           host=BOB, admin=False)
+        assert engine.acquire(tx, Request("p", "f", "bob-2", "ltbob", "h", "n", uid=1002), host=BOB, admin=False).granted
         # an admin (the PAM hook runs as root) may still acquire in a user's name
-        assert engine.acquire(tx, Request("p", "f", "pam-1", "ltalice", "h", "n", uid=0), host=Bob(), admin=True).shared
+        assert engine.acquire(tx, Request("p", "f", "pam-1", "ltalice", "h", "n", uid=0), host=BOB, admin=True).shared
 
 
 def test_trust_claims_yes_is_the_default_and_takes_claims_as_given():
     store = _claims_pool("yes")
     with store.transaction() as tx:
         assert tx.get_pool("p").options["trust_claims"] == "yes"
-        out = engine.acquire(tx, Request("p", "f", "bob-1", "ltalice", "h", "n", uid=1002), host=Bob(), admin=False)
+        out = engine.acquire(tx, Request("p", "f", "bob-1", "ltalice", "h", "n", uid=1002), host=BOB, admin=False)
         assert out.granted and out.shared
         assert tx.get_session("bob-1").uid == 1002, "the real account is recorded whatever the claim"
 

@@ -20,33 +20,14 @@ from lictools.model import Policy, Request
 from lictools.stores.memory import MemoryStore
 
 from tests.conftest import LICTOOLS, run_process
+from tests.fakes import FakeHost
 
 T0 = 1_800_000_000.0
 
 
-class Host:
-    """A machine whose processes are those in ``alive``."""
-
-    def __init__(self) -> None:
-        self.alive = {100, 101, 102, 103}
-
-    def login_user(self) -> str:
-        return "u"
-
-    def account(self) -> tuple[int, str]:
-        return 0, "root"
-
-    def node(self) -> str:
-        return "n1"
-
-    def pid_alive(self, pid: int) -> bool:
-        return pid in self.alive
-
-    def process_start(self, pid: int) -> int | None:
-        return 7 if pid in self.alive else None
-
-    def new_id(self) -> str:
-        return "x"
+def machine() -> FakeHost:
+    """Node n1, where the waiting processes 100-103 run (started at tick 7)."""
+    return FakeHost(alive={pid: 7 for pid in (100, 101, 102, 103)})
 
 
 @pytest.fixture
@@ -68,7 +49,7 @@ def wait(pid: int, seconds: float = 600) -> engine.Wait:
 
 def test_waiters_get_freed_seats_in_arrival_order(world):
     store, clock = world
-    host = Host()
+    host = machine()
     with store.transaction() as tx:
         assert engine.acquire(tx, req("holder")).granted
         first = engine.acquire(tx, req("w1"), wait=wait(100), host=host)
@@ -121,7 +102,7 @@ def test_time_out_leaves_the_queue_denied(world):
         engine.acquire(tx, req("w1"), wait=wait(100, seconds=60))
     clock["now"] = T0 + 61
     with store.transaction() as tx:
-        engine.reap(tx, Host())
+        engine.reap(tx, machine())
         assert tx.get_pool("p").queue == []
     tail = [(e["event"], e.get("reason", "")[:24]) for e in store.read_journal()][-2:]
     assert tail == [("dequeue", "timed out"), ("deny", "waited 61 s in the queue")]
@@ -130,12 +111,12 @@ def test_time_out_leaves_the_queue_denied(world):
 
 def test_a_waiter_whose_process_is_gone_leaves_at_the_next_command(world):
     store, _ = world
-    host = Host()
+    host = machine()
     with store.transaction() as tx:
         engine.acquire(tx, req("holder"))
         engine.acquire(tx, req("w1"), wait=wait(100))
         engine.acquire(tx, req("w2"), wait=engine.Wait(T0 + 600, 100, 7, "another-node"))
-    host.alive.discard(100)
+    del host.alive[100]
     with store.transaction() as tx:
         engine.reap(tx, host)
         assert [w.session for w in tx.get_pool("p").queue] == ["w2"], "a waiter on another node is not checked here"
@@ -158,7 +139,7 @@ def test_a_license_loaded_serves_the_queue_at_the_next_command(world):
         engine.acquire(tx, req("w1"), wait=wait(100))
         engine.add_license(tx, "p", "f", 1)
     with store.transaction() as tx:
-        engine.reap(tx, Host())
+        engine.reap(tx, machine())
         assert tx.get_session("w1") is not None
     assert replay.compare(store) == []
 

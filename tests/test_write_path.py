@@ -21,6 +21,8 @@ from lictools import engine, events, replay
 from lictools.model import Request
 from lictools.stores.memory import MemoryStore
 
+from tests.fakes import FakeHost
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "lictools"
 
 
@@ -180,31 +182,9 @@ def test_replay_folds_through_apply(monkeypatch):
 
 
 # --------------------------------------------------------------------------- the host seam and the memory store
-class FakeHost:
-    """A machine where only PIDs 100-199 run, ids count up, and the login can be anything."""
-
-    def __init__(self) -> None:
-        self.ids = 0
-
-    def login_user(self) -> str:
-        return "claimed-name"
-
-    def account(self) -> tuple[int, str]:
-        return 4321, "real-account"
-
-    def node(self) -> str:
-        return "fake-node"
-
-    def pid_alive(self, pid: int) -> bool:
-        return 100 <= pid < 200
-
-    def new_id(self) -> str:
-        self.ids += 1
-        return f"id{self.ids}"
-
-
 def test_engine_runs_on_a_fake_host_and_a_memory_store():
-    host = FakeHost()
+    host = FakeHost(node="fake-node", alive={pid: 1 for pid in range(100, 200)}, account=(4321, "real-account"),
+                    login="claimed-name")
     store = MemoryStore(clock=lambda: 1_800_000_000.0)
     with store.transaction() as tx:
         engine.add_pool(tx, "p", "generic", {"f": 5}, {"lease": "0"})
