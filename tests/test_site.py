@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,26 @@ def test_apply_creates_the_state(tmp_path, monkeypatch, lt):
     monkeypatch.setenv("LICTOOLS_STATE", str(fresh))
     assert lt("apply", write(tmp_path, BASE)).code == 0
     assert fresh.exists()
+
+
+def test_dry_runs_on_a_missing_state_create_nothing(tmp_path, monkeypatch, lt):
+    fresh = tmp_path / "new" / "state.db"
+    fresh.parent.mkdir()
+    monkeypatch.setenv("LICTOOLS_STATE", str(fresh))
+    dry = lt("apply", write(tmp_path, BASE), "--dry-run")
+    assert dry.code == 0 and "+ pool cad: generic; share=user,host" in dry.out
+    assert lt("reserve", "cad", "p", "seat", "1", "--dry-run").code == 4     # no pool cad: nothing was made
+    assert lt("acquire", "cad", "--dry-run").code == 4
+    assert sorted(p.name for p in fresh.parent.iterdir()) == []
+
+
+def test_a_dry_run_acquire_ends_no_expired_lease(lt, monkeypatch):
+    assert lt("pool", "add", "p", "--product", "generic", "--license", "seat=1").code == 0
+    assert lt("acquire", "p", "--feature", "seat", "--session", "old", "--lease", "60").code == 0
+    monkeypatch.setenv("LICTOOLS_NOW", str(time.time() + 120))
+    assert lt("--format", "json", "acquire", "p", "--feature", "seat", "--dry-run").json()["granted"] is True   # the lease is over
+    events = [json.loads(line)["event"] for line in lt("journal").out.splitlines()]
+    assert "expire" not in events and events.count("grant") == 1
 
 
 def test_dry_run_shows_the_difference_and_changes_nothing(lt, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import caller_is_admin, example, settings, snapshot, transaction, warn
+from lictools.cli.common import caller_is_admin, example, settings, snapshot, transaction, trial_transaction, warn
 from lictools.cli.options import FEATURES, POOLS, SECONDS
 
 
@@ -54,7 +54,7 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
         client=client, monitor=monitor, pid=pid, lease=lease, uid=os.geteuid(), caller_pid=SYSTEM.caller_pid(),
     )
     if dry_run:
-        with transaction() as tx:
+        with trial_transaction() as tx:
             outcome = engine.acquire(tx, request, dry_run=True, admin=caller_is_admin(tx))
     else:
         me = os.getpid()

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from lictools.cli.common import example, require_admin, settings, transaction, warn
-
-
-class _DryRun(Exception):
-    """Raised inside the transaction of ``--dry-run`` so that the store rolls every change back."""
-
-    def __init__(self, result: Any) -> None:
-        super().__init__("dry run")
-        self.result = result
+from lictools.cli.common import example, require_admin, settings, transaction, trial_transaction, warn
 
 
 @click.command(epilog=example(
@@ -41,13 +31,9 @@ def apply(site_file: str, dry_run: bool, prune: bool, force: bool) -> None:
         raise UsageError("--force only applies to --prune")
     declared = site.read(site_file, read_capped(site_file, what=""))
     try:
-        with transaction() as tx:
+        with trial_transaction() if dry_run else transaction() as tx:
             require_admin(tx, "apply")
             result = site.apply_site(tx, declared, prune=prune, force=force)
-            if dry_run:
-                raise _DryRun(result)
-    except _DryRun as rolled_back:
-        result = rolled_back.result
     except site.SiteError as exc:
         raise site.SiteError(f"{site_file}: {exc.message}; nothing changed") from None
     changes, warnings = result

@@ -60,6 +60,36 @@ def transaction() -> Iterator[Transaction]:
         yield tx
 
 
+class _Discard(Exception):
+    """Raised at the end of a trial transaction so that the store rolls every change back."""
+
+
+@contextmanager
+def trial_transaction() -> Iterator[Transaction]:
+    """A transaction whose changes are all thrown away, for ``--dry-run``: nothing written, nothing created.
+
+    On a state that does not exist yet it tries on an empty one in memory, so a dry run never
+    leaves a new state file behind.
+    """
+    from lictools import engine
+
+    target = store()
+    try:
+        with target.read():
+            pass
+    except NotFoundError:
+        from lictools.stores.memory import MemoryStore
+
+        target = MemoryStore(clock=target.now)
+    try:
+        with target.transaction() as tx:
+            settings().reaped = engine.reap(tx)
+            yield tx
+            raise _Discard
+    except _Discard:
+        pass
+
+
 @contextmanager
 def snapshot() -> Iterator[StateView]:
     """The state as the next write's reap would leave it, read without the lock; exit 4 when there is none.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from lictools.cli.common import example, require_admin, settings, transaction
+from lictools.cli.common import example, require_admin, settings, transaction, trial_transaction
 from lictools.cli.options import POOLS
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -70,7 +70,7 @@ def reserve(pool: str, args: tuple[str, ...], from_file: str | None, replace: bo
     if args and len(args) != 3:
         raise UsageError("expected PROJECT FEATURE COUNT (three values)")
 
-    with transaction() as tx:
+    with trial_transaction() if dry_run else transaction() as tx:
         p = engine.get_pool(tx, pool)
         touched: list[engine.ReservationChange] = []
         reservations = p.reservations
