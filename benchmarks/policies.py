@@ -8,8 +8,8 @@ Usage (with the interpreter of the environment lictools is installed in)::
     .venv/bin/python benchmarks/policies.py --runs 5
 
 Three pools: no policies; an ``exclude`` and a ``reserve`` naming lictools groups (the groups are read
-from the settings); the same plus ``max 2 --user '*'`` (each new seat reads the feature's sessions to
-count the user's seats: the one policy whose cost grows with the live sessions). Each acquire is by a new user on a new host, so it needs a new seat and every
+from the settings); the same plus ``max 2 --user '*'`` (each new seat reads the requester's sessions to
+count their seats: the one policy whose cost grows with the live sessions). Each acquire is by a new user on a new host, so it needs a new seat and every
 policy is asked. Medians and the ratio to the baseline; runs alternate (A, B, B, A ...), so load
 on the machine hits both alike. Helpers come from benchmarks/run.py.
 """

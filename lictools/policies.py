@@ -201,8 +201,13 @@ def maximum(tx: StateView, pool: Pool, feature: str, user: str, host: str, group
     limits = [p for p in applying(pool, feature, ("max",)) if matches(p, user, host, groups_)]
     if not limits:
         return None
-    sessions = tx.find_sessions(pool=pool.name, feature=feature)
+    everyone: list[Session] | None = None
     for policy in limits:
+        if policy.target == "user":  # it names this user (or every user): only their own sessions count
+            sessions = tx.find_sessions(pool=pool.name, feature=feature, user=user)
+        else:
+            everyone = everyone if everyone is not None else tx.find_sessions(pool=pool.name, feature=feature)
+            sessions = everyone
         held = held_seats(sessions, policy, user, host, groups_)
         if held >= (policy.count or 0):
             return Refusal(policy, f"{who(policy, user, host)} already holds {held} {feature} seat(s), the most it allows")

@@ -291,3 +291,16 @@ def test_options_are_checked(tx):
             engine.add_pool(t, "p", "generic", {}, {"nonsense": "1"})
         with pytest.raises(UsageError):
             engine.add_pool(t, "p", "no-such-product")
+
+
+def test_find_sessions_by_a_field_without_a_column(tx, store):
+    """``find_sessions(user=...)`` answers the same on every store (SQLite matches it inside the document)."""
+    make_pool(tx, seats=5)
+    with tx() as t:
+        for session, user in [("a", "alice"), ("b", "o'brien"), ("c", "alice"), ("d", "bob")]:
+            assert engine.acquire(t, req(session=session, user=user)).granted
+    with store.read() as view:
+        assert [s.id for s in view.find_sessions(pool="p", feature="f", user="alice")] == ["a", "c"]
+        assert [s.id for s in view.find_sessions(user="o'brien")] == ["b"]
+        assert view.find_sessions(pool="p", user="carol") == []
+        assert [s.id for s in view.find_sessions(host="h1", user="bob")] == ["d"]
