@@ -69,11 +69,13 @@ class JsonFileStore(FileStore):
     def transaction(self) -> Iterator[Transaction]:
         self.prepare_write()
         with state_lock(self.path, self.lock_timeout) as held, self._held_state() as (fd, doc):
-            tx = MemoryTransaction(doc, self.now())
+            tx = JsonView(doc, self.now(), self)
             yield tx
             if tx.dirty:
                 files.check_writable(self.folder)
                 held.verify()
+                if tx.journal_cleared:  # migrate --force: the journal is rewritten from its start
+                    doc["journal_bytes"], doc["seq"] = 0, 0
                 try:
                     doc["journal_bytes"] = self._append_journal(tx.events, doc.get("journal_bytes", 0))
                     doc["seq"] = doc.get("seq", 0) + len(tx.events)
