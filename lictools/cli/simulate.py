@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     "lictools simulate week.csv --product magic-xpa --feature web --license web=20 --reserve alpha web 5 --chart",
     "lictools --format json simulate --from-journal --pool genero-prod --license runtime=30",
     "lictools --format csv simulate --from-journal --pool cad --product generic --option share=user --series",
+    "lictools simulate week.csv --product genero --license runtime=40 --keep-state /tmp/week.db",
 ))
 @click.argument("events", required=False, metavar="[EVENTS.csv]")
 @click.option("--product", metavar="PRODUCT", help=f"The counting rule to replay under: {', '.join(RULES)}.")
@@ -42,10 +43,14 @@ if TYPE_CHECKING:
 @click.option("--series", is_flag=True, help="Also give the seats in use (no capacity limit) at each change.")
 @click.option("--chart", is_flag=True,
               help="Also draw the seats in use (no capacity limit) against the capacity, denials marked (table format).")
+@click.option("--keep-state", metavar="FILE",
+              help="Also write the simulated site at the --license capacity (a pool per product, its sessions and "
+                   "journal) into FILE, a new state, for lictools report.")
 def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str, str], ...],
              options: tuple[tuple[str, str], ...], reservations: tuple[tuple[str, str, str], ...],
              features: tuple[str, ...], compare: bool,
-             from_journal: bool, pool: str | None, stop_after: int, series: bool, chart: bool) -> None:
+             from_journal: bool, pool: str | None, stop_after: int, series: bool, chart: bool,
+             keep_state: str | None) -> None:
     """Replay a log of client starts and stops (EVENTS.csv: columns time, event, session, feature, user,
     host, node, terminal, app, project, client, parent, monitor) under a product's counting rule, with
     no state touched: the seats the rule needs with unlimited capacity (needed, and when), and the
@@ -70,6 +75,8 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
         raise UsageError("--pool selects a pool of the journal: use it with --from-journal")
     if reservations and from_journal:
         raise UsageError("--reserve is for a CSV log; --from-journal replays the pools' own reservations")
+    if keep_state is not None and (from_journal or compare):
+        raise UsageError("--keep-state keeps a CSV log replayed under one --product (not --from-journal or --compare)")
     if chart and fmt != "table":
         raise UsageError("--chart draws for people: use it with the table format (drop --format json/csv)")
     if pool is not None:
@@ -98,6 +105,11 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
         product=product, compare=compare, licenses=capacities, options=overrides, reservations=reserved,
         stop_after=stop_after, series=series, chart=chart, features=features or None,
     )
+    if keep_state is not None:
+        from lictools.simulation.keep import Keeper
+
+        _check_new_state(keep_state)
+        simulation_options["keeper"] = Keeper()
     if from_journal:
         simulation = _replay_journal(pool, simulation_options)
     else:
@@ -109,6 +121,41 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
         warn(f"{simulation.unmatched} stop/detach event(s) named no running session and ended nothing "
              "(started before the log, refused, or already ended by a detach timeout or --stop-after)")
     _emit(simulation, fmt, series, chart)
+    if keep_state is not None:
+        _keep(simulation_options["keeper"], keep_state, fmt)
+
+
+NEW_STATE = "--keep-state writes a new state: give a path with no state yet"
+
+
+def _check_new_state(path: str) -> None:
+    """Exit 2 before simulating when ``path`` already holds a state (the copy checks again under its lock)."""
+    from lictools.errors import NotFoundError, UsageError
+    from lictools.stores import open_store
+    from lictools.stores.copy import contents
+
+    try:
+        with open_store(path, settings().lock_timeout).read() as view:
+            held = contents(view)
+    except NotFoundError:
+        return
+    if held is not None:
+        raise UsageError(f"the target {path} is not empty ({held}); {NEW_STATE}")
+
+
+def _keep(keeper: Any, path: str, fmt: str) -> None:
+    """Copy the kept simulated site into the state at ``path`` (lictools.stores.copy, as migrate does)."""
+    from lictools.stores import open_store
+    from lictools.stores.copy import copy_state
+
+    target = open_store(path, settings().lock_timeout)
+    try:
+        copied = copy_state(keeper.finish(), target, hint=NEW_STATE)
+    finally:
+        target.close()
+    if fmt == "table":
+        click.echo(f"Kept the simulated site in {path}: {copied.pools} pool(s), {copied.sessions} session(s) "
+                   f"running at the end, {copied.events} journal event(s)")
 
 
 def _replay_log(path: str, simulation_options: dict[str, Any]) -> Simulation:

@@ -19,6 +19,7 @@ from lictools.rules import RULES, check_feature, check_options, get_rule, rule_o
 from lictools.rules.base import Rule
 from lictools.simulation.clientlog import COLUMNS, BadRow, ClientEvent
 from lictools.simulation.history import PoolChange
+from lictools.simulation.keep import Keeper
 from lictools.simulation.lane import POOL, Lane
 from lictools.timeutil import iso
 
@@ -68,14 +69,15 @@ class Simulation:
     ``reservations``: feature -> project -> reserved seats (a CSV log's; a journal brings its own);
     ``stop_after``: seconds after which a session that never stopped ends (0: never);
     ``features``: replay only the rows of these features (None: every row);
-    ``pools``: a journal pool's definition at this point of the journal.
+    ``pools``: a journal pool's definition at this point of the journal;
+    ``keeper``: gathers the runs at the capacity into one state (``--keep-state``).
     """
 
     def __init__(
         self, product: str | None = None, compare: bool = False, licenses: dict[str, int] | None = None,
         options: dict[str, str] | None = None, reservations: dict[str, dict[str, int]] | None = None,
         stop_after: int = 0, series: bool = False, chart: bool = False, features: Iterable[str] | None = None,
-        pools: Callable[[str], Pool | None] | None = None,
+        pools: Callable[[str], Pool | None] | None = None, keeper: Keeper | None = None,
     ) -> None:
         self.product = product
         self.compare = compare
@@ -87,6 +89,9 @@ class Simulation:
         self.series = series
         self.chart = chart
         self.pools = pools
+        self.keeper = keeper
+        if keeper is not None:
+            keeper.follow(self.clock)
         self.now = 0.0
         self.since: float | None = None
         self.until: float | None = None
@@ -177,9 +182,10 @@ class Simulation:
             options = lane_options(rule, {}, self.options)
             reserved = dict(self.reservations.get(feature, {}))
         self._check_reserved(pool, feature, reserved, None if follows else capacity)
+        keep = self.keeper.lane(product, feature, capacity, options, reserved) if self.keeper is not None else None
         lane = self.lanes[key] = Lane(self.clock, pool, product, feature, capacity, options, reserved,
                                       series=self.series, chart=self.chart, follows_journal=follows,
-                                      since=self.since)
+                                      since=self.since, keep=keep)
         return lane
 
     def _check_reserved(self, pool: str | None, feature: str, reserved: dict[str, int], capacity: int | None) -> None:

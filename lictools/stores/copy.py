@@ -74,14 +74,18 @@ def clear(tx: Transaction) -> None:
     tx.clear_journal()
 
 
+FORCE_HINT = "give --force to replace its whole state"
+
+
 def copy_state(
     source: Store, target: Store, force: bool = False, before_replace: Callable[[StateView], None] | None = None,
+    hint: str = FORCE_HINT,
 ) -> Copied:
     """Copy the state of ``source`` into ``target``, in one target transaction; returns the counts.
 
     Refused (exit 2) when both name the same state, and when ``target`` is not empty unless
     ``force``, which replaces its whole state (journal included); ``before_replace(tx)`` runs
-    first then (``migrate`` checks the caller may). A missing source is NotFoundError (exit 4),
+    first then (``migrate`` checks the caller may); ``hint`` ends the refusal's message. A missing source is NotFoundError (exit 4),
     and nothing is created. A source journal not numbered 1, 2, 3 ... is DamagedStateError (exit
     6): the target numbers its events itself, so the copy could not keep their ``seq``.
     """
@@ -92,8 +96,7 @@ def copy_state(
         held = contents(tx)
         if held is not None:
             if not force:
-                raise UsageError(f"the target {target.location} is not empty ({held}); "
-                                 "give --force to replace its whole state")
+                raise UsageError(f"the target {target.location} is not empty ({held}); {hint}")
             if before_replace is not None:
                 before_replace(tx)
             clear(tx)
