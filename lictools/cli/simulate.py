@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     "lictools simulate week.csv --product genero --license runtime=40 --keep-state /tmp/week.db",
 ))
 @click.argument("events", required=False, metavar="[EVENTS.csv]")
-@click.option("--product", metavar="PRODUCT", help=f"The counting rule to replay under: {', '.join(RULES)}.")
+@click.option("--product", "products", metavar="PRODUCT", multiple=True,
+              help=f"The counting rule to replay under: {', '.join(RULES)}. Repeatable for a log of several "
+                   "products' clients: each row is replayed under the products that take its feature.")
 @click.option("--license", "licenses", type=KEY_VALUE, multiple=True, metavar="FEATURE=N",
               help="The capacity to count denials at (a feature without one is not limited). Repeatable.")
 @click.option("--option", "options", type=KEY_VALUE, multiple=True, metavar="KEY=VALUE",
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 @click.option("--keep-state", metavar="FILE",
               help="Also write the simulated site at the --license capacity (a pool per product, its sessions and "
                    "journal) into FILE, a new state, for lictools report.")
-def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str, str], ...],
+def simulate(events: str | None, products: tuple[str, ...], licenses: tuple[tuple[str, str], ...],
              options: tuple[tuple[str, str], ...], reservations: tuple[tuple[str, str, str], ...],
              features: tuple[str, ...], compare: bool,
              from_journal: bool, pool: str | None, stop_after: int, series: bool, chart: bool,
@@ -67,21 +69,23 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
     fmt = settings().fmt
     if (events is None) == (not from_journal):
         raise UsageError("give a log (EVENTS.csv, or - for standard input) or --from-journal, one of the two")
-    if compare and product is not None:
+    if compare and products:
         raise UsageError("--compare tries every product rule: drop --product")
-    if events is not None and product is None and not compare:
+    if from_journal and len(products) > 1:
+        raise UsageError("--from-journal replays each pool under one rule: give --product once")
+    if events is not None and not products and not compare:
         raise UsageError("--product is required (or --compare to try every product rule)")
     if pool is not None and not from_journal:
         raise UsageError("--pool selects a pool of the journal: use it with --from-journal")
     if reservations and from_journal:
         raise UsageError("--reserve is for a CSV log; --from-journal replays the pools' own reservations")
     if keep_state is not None and (from_journal or compare):
-        raise UsageError("--keep-state keeps a CSV log replayed under one --product (not --from-journal or --compare)")
+        raise UsageError("--keep-state keeps a CSV log replayed under --product (not --from-journal or --compare)")
     if chart and fmt != "table":
         raise UsageError("--chart draws for people: use it with the table format (drop --format json/csv)")
     if pool is not None:
         validate.name(pool, "--pool")
-    products = [product] if product is not None else list(RULES)
+    tried = list(dict.fromkeys(products)) or list(RULES)
     capacities = {validate.name(f, "--license feature"): validate.whole_number(n, f"--license {f}=")
                   for f, n in licenses}
     reserved: dict[str, dict[str, int]] = {}
@@ -91,18 +95,15 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
             count, f"--reserve {project} {feature}")
     for feature in features:
         validate.name(feature, "--feature")
-    if product is not None:
-        from lictools.rules import check_feature, get_rule
-
-        for feature in [*capacities, *reserved, *features]:
-            check_feature(get_rule(product), feature)
+    if products:
+        _check_features(tried, [*capacities, *reserved, *features])
     overrides = dict(options)
-    check_overrides(products, overrides)
+    check_overrides(tried, overrides)
 
     from lictools.simulation.run import Simulation
 
     simulation_options: dict[str, Any] = dict(
-        product=product, compare=compare, licenses=capacities, options=overrides, reservations=reserved,
+        product=tried if products else None, compare=compare, licenses=capacities, options=overrides, reservations=reserved,
         stop_after=stop_after, series=series, chart=chart, features=features or None,
     )
     if keep_state is not None:
@@ -123,6 +124,27 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
     _emit(simulation, fmt, series, chart)
     if keep_state is not None:
         _keep(simulation_options["keeper"], keep_state, fmt)
+
+
+def _check_features(products: list[str], features: list[str]) -> None:
+    """Exit 2 for a feature no product given takes (with one --product: that rule's own message)."""
+    from lictools.errors import UsageError
+    from lictools.rules import check_feature, get_rule
+
+    rules = [get_rule(product) for product in products]
+    for feature in features:
+        refusals = []
+        for rule in rules:
+            try:
+                check_feature(rule, feature)
+                break
+            except UsageError as exc:
+                refusals.append(exc)
+        else:
+            if len(refusals) == 1:
+                raise refusals[0]
+            raise UsageError(f"no --product given takes feature {feature!r}: "
+                             + "; ".join(exc.message for exc in refusals))
 
 
 NEW_STATE = "--keep-state writes a new state: give a path with no state yet"

@@ -10,7 +10,7 @@ own product). :meth:`Simulation.rows` gives the ``simulate`` JSON shape (SPEC.md
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lictools.errors import NotFoundError, UsageError
@@ -64,7 +64,8 @@ def _column(message: str) -> str | None:
 class Simulation:
     """Replays client events under product rules and capacities.
 
-    ``product``: the one rule (None: each journal pool's own, or every rule with ``compare``);
+    ``product``: the rule, or rules (each row replayed under those that take its feature; None: each
+    journal pool's own, or every rule with ``compare``);
     ``licenses``: feature -> capacity (a feature without one is not limited: no denials);
     ``reservations``: feature -> project -> reserved seats (a CSV log's; a journal brings its own);
     ``stop_after``: seconds after which a session that never stopped ends (0: never);
@@ -74,12 +75,13 @@ class Simulation:
     """
 
     def __init__(
-        self, product: str | None = None, compare: bool = False, licenses: dict[str, int] | None = None,
+        self, product: str | Sequence[str] | None = None, compare: bool = False, licenses: dict[str, int] | None = None,
         options: dict[str, str] | None = None, reservations: dict[str, dict[str, int]] | None = None,
         stop_after: int = 0, series: bool = False, chart: bool = False, features: Iterable[str] | None = None,
         pools: Callable[[str], Pool | None] | None = None, keeper: Keeper | None = None,
     ) -> None:
-        self.product = product
+        # the rules a log is replayed under: one --product, or several (each row goes to those taking its feature)
+        self.products = (product,) if isinstance(product, str) else tuple(product or ())
         self.compare = compare
         self.features = None if features is None else frozenset(features)
         self.licenses = dict(licenses or {})
@@ -115,8 +117,8 @@ class Simulation:
     def _products(self, pool: str | None) -> list[str]:
         if self.compare:
             return list(RULES)
-        if self.product is not None:
-            return [self.product]
+        if self.products:
+            return list(self.products)
         definition = self.pools(pool) if self.pools is not None and pool is not None else None
         return [definition.product] if definition is not None else []
 
@@ -141,6 +143,7 @@ class Simulation:
         if lanes is None:
             lanes = []
             resolved: list[str] = []
+            refusals: list[str] = []  # why each --product refused the row's feature
             # rules with features of their own first: generic, given no feature, takes the ones they took
             for rule in sorted((get_rule(p) for p in self._products(pool)), key=lambda r: not r.FEATURES):
                 if self.features is not None and given is not None and given not in self.features:
@@ -153,14 +156,17 @@ class Simulation:
                     elif self.compare or self.features is not None:
                         continue  # this rule does not accept the feature: it is not tried
                     else:
-                        label = "column feature" if pool is None else "feature"
-                        hint = "" if given is None else " (--feature replays only the rows of the features given)"
-                        raise BadRow(f"{where}, {label}: {exc.message}{hint}") from None
+                        refusals.append(exc.message)
+                        continue  # another --product may take it; none: a bad row (below)
                 for feature in features:
                     if self.features is None or feature in self.features:
                         if feature not in resolved:
                             resolved.append(feature)
                         lanes.append(self._lane(pool, rule.NAME, feature))
+            if refusals and not lanes:
+                label = "column feature" if pool is None else "feature"
+                hint = "" if given is None else " (--feature replays only the rows of the features given)"
+                raise BadRow(f"{where}, {label}: {'; '.join(refusals)}{hint}")
             self.routes[key] = lanes
         return [lane for lane in lanes if lane.refused is None]
 
