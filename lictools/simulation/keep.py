@@ -39,6 +39,8 @@ class Keeper:
         self.host = SimulatedHost()
         # lanes made but not yet in the kept state: (product, feature, capacity, options, reserved)
         self.pending: list[tuple[str, str, int, dict[str, str], dict[str, int]]] = []
+        # feature -> the product it is kept under
+        self.kept: dict[str, str] = {}
 
     def follow(self, clock: Callable[[], float]) -> None:
         """Take the simulation's clock: every kept event happens at the time it happened there."""
@@ -50,6 +52,10 @@ class Keeper:
         if capacity is None:
             raise UsageError(f"--keep-state keeps the site at the --license capacity: give --license {feature}=N "
                              f"(or replay only the features you give a capacity with --feature)")
+        other = self.kept.setdefault(feature, product)
+        if other != product:  # one session id would live in two pools of the kept state
+            raise UsageError(f"feature {feature} is replayed under both {other} and {product}; --keep-state keeps "
+                             "each feature under one rule: give only the --product that should count it")
         self.pending.append((product, feature, capacity, dict(options), dict(reserved)))
         return lambda t, event: self.record(product, event)
 
