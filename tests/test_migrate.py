@@ -172,3 +172,50 @@ def test_a_memory_store_copies_into_a_file(tmp_path, lt1):
     assert (copied.pools, copied.sessions, copied.events) == (1, 1, 2)
     journal = [json.loads(line) for line in _both(lt1, "journal", state=tmp_path / "t.db").splitlines()]
     assert [(e["seq"], e["event"], e["ts"]) for e in journal] == [(1, "pool-add", T0), (2, "grant", T0)]
+
+
+WRITER = """
+import sys, itertools
+from lictools import engine
+from lictools.model import Request
+from lictools.stores.sqlite import SqliteStore
+store = SqliteStore(sys.argv[1], 30)
+for i in itertools.count():
+    with store.transaction() as tx:
+        engine.acquire(tx, Request("p", "f", f"w{i}", "u", "h", "n"))
+        if i >= 5:
+            engine.release(tx, [f"w{i - 5}"])
+    if i == 20:
+        print("writing", flush=True)
+"""
+
+
+@pytest.mark.parametrize("name", ["copy.db", "copy.json"])
+def test_a_copy_while_the_source_is_written_is_one_consistent_moment(tmp_path, lt1, name):
+    """Writers go on during migrate (the source is read from a snapshot): the copy's state is what its own
+    journal replays to, and its journal is the source's up to some event."""
+    import subprocess
+    import sys
+
+    from lictools import replay
+    from lictools.stores import open_store
+
+    source = tmp_path / "source.db"
+    assert lt1("--state", str(source), "pool", "add", "p", "--product", "generic", "--license", "f=10").code == 0
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(source)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        targets = []
+        for i in range(3):
+            target = tmp_path / f"{i}-{name}"
+            assert lt1("--state", str(source), "migrate", "--to", str(target)).code == 0
+            targets.append(target)
+    finally:
+        writer.kill()
+        writer.wait()
+    full = _both(lt1, "journal", state=source).splitlines()
+    assert len(full) > len(_both(lt1, "journal", state=targets[-1]).splitlines()), "nothing was written meanwhile"
+    for target in targets:
+        copied = _both(lt1, "journal", state=target).splitlines()
+        assert len(copied) > 20 and copied == full[:len(copied)]
+        assert replay.compare(open_store(str(target), 5)) == []
