@@ -29,9 +29,9 @@ def _busy_state(path, clock) -> SqliteStore:
         engine.add_pool(tx, "cad", "generic", {"solver": 3}, {"lease": "0", "share": "user"})
         engine.add_pool(tx, "gen", "genero", {"runtime": 40}, {"lease": "3600"})
         engine.reserve(tx, "gen", "alpha", "runtime", 2)
-    for i in range(120):  # about 250 events: grants, shares, releases
-        clock["now"] += 60
-        with store.transaction() as tx:
+    with store.transaction() as tx:  # one commit (fast), its clock moved by hand: two hours of logins
+        for i in range(120):  # about 220 events: grants, releases
+            clock["now"] = tx.now = tx.now + 60
             engine.acquire(tx, Request("gen", "runtime", f"s{i}", f"u{i % 17}", f"h{i % 5}", "n1",
                                        client="gwc", project="alpha" if i % 3 == 0 else None))
             if i >= 30:
