@@ -125,6 +125,14 @@ def test_missing_source_is_exit_4_and_creates_nothing(tmp_path, lt1):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_an_empty_target_name_is_refused_not_the_default_state(busy, lt1, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))
+    result = lt1("migrate", "--to", "")
+    assert result.code == 2 and result.err == "lictools: --to: give the path or URL of the state to copy into\n"
+    assert not (tmp_path / "home").exists()
+
+
 def test_same_source_and_target_is_refused(busy, lt1, tmp_path):
     before = _both(lt1, "journal", state=busy)
     for spelled in (str(busy), f"{tmp_path}/./{busy.name}"):

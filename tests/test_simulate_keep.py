@@ -99,3 +99,8 @@ def test_a_feature_kept_under_two_rules_is_refused(lt1, log, tmp_path):
                  "--license", "mom=2", "--license", "runtime=1", "--keep-state", str(kept))
     assert result.code == 2 and "feature mom is replayed under both aveva-batch and generic" in result.err
     assert not kept.exists()
+
+
+def test_keep_state_with_an_empty_name_is_refused(lt1, log):
+    result = lt1("simulate", str(log), "--product", "aveva-batch", "--license", "mom=2", "--keep-state", "")
+    assert result.code == 2 and result.err == "lictools: --keep-state: give the path of the new state to write\n"

@@ -26,6 +26,10 @@ def migrate(to: str, force: bool) -> None:
     from lictools.stores import open_store
     from lictools.stores.copy import copy_state
 
+    from lictools.errors import UsageError
+
+    if not to:
+        raise UsageError("--to: give the path or URL of the state to copy into")
     s = settings()
     target = open_store(to, s.lock_timeout)
     try:

@@ -79,6 +79,8 @@ def simulate(events: str | None, products: tuple[str, ...], licenses: tuple[tupl
         raise UsageError("--pool selects a pool of the journal: use it with --from-journal")
     if reservations and from_journal:
         raise UsageError("--reserve is for a CSV log; --from-journal replays the pools' own reservations")
+    if keep_state == "":
+        raise UsageError("--keep-state: give the path of the new state to write")
     if keep_state is not None and (from_journal or compare):
         raise UsageError("--keep-state keeps a CSV log replayed under --product (not --from-journal or --compare)")
     if chart and fmt != "table":
