@@ -24,6 +24,7 @@ from lictools.apply import commit
 from lictools.errors import UsageError
 from lictools.events import SESSION_KINDS
 from lictools.simulation.lane import POOL, SimulatedHost
+from lictools.stores.api import Transaction
 from lictools.stores.memory import MemoryStore
 
 KEPT_KINDS = SESSION_KINDS | {"recharge"}
@@ -70,7 +71,7 @@ class Keeper:
                 kept["pool"] = product
             commit(tx, kept)  # type: ignore[arg-type]
 
-    def _set_up(self, tx: Any) -> None:
+    def _set_up(self, tx: Transaction) -> None:
         """Create the pools and licenses of lanes registered since, at the time of their first event."""
         for product, feature, capacity, options, reserved in self.pending:
             if tx.get_pool(product) is None:
