@@ -3,7 +3,7 @@
 Admins are root, the account owning the state, and members of the state's ``admin_group``
 setting (``lictools config admin_group GROUP``). Admin commands: ``remove``, ``pool add|set|remove``,
 ``license add|remove``, ``reserve``, ``policy add|remove``, ``group set|remove``, ``apply``, ``config``
-changes and ``doctor --restore``. Everybody else may
+changes, ``doctor --restore`` and ``migrate --force`` over a state that is not empty. Everybody else may
 acquire, and release, detach or refresh only the sessions their own account acquired.
 
 This guards the tool, not the file: whoever can write a group-shared state file can edit it.

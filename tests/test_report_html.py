@@ -61,18 +61,19 @@ def test_journal_text_is_escaped(lt, clock, tmp_path):
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
-def test_page_loads_in_headless_chromium_without_errors(office, tmp_path):
+def open_in_chromium(path, profile, inspect):
+    """Load the page at ``path`` in headless Chromium, run ``inspect(page)`` on it and check what every page
+    must: no console error, nothing fetched besides itself, a screenshot that is not blank. Skips (saying
+    why) without chromium, playwright or pillow."""
     browser = chromium_path()
     if browser is None:
         pytest.skip("no chromium on this machine (apt-get install chromium); .ci/run installs it where apt-get works")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test extra: pip install -e '.[test]'")
     image = pytest.importorskip("PIL.Image", reason="pillow is a test extra: pip install -e '.[test]'")
-    path = tmp_path / "report.html"
-    write_report(office, path)
     messages, requests = [], []
     with sync_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=browser, headless=True, args=CHROMIUM_ARGS,
+            str(profile), executable_path=browser, headless=True, args=CHROMIUM_ARGS,
             viewport={"width": 1200, "height": 900})
         try:
             page = context.new_page()
@@ -82,10 +83,7 @@ def test_page_loads_in_headless_chromium_without_errors(office, tmp_path):
             response = page.goto(path.as_uri(), wait_until="load")
             assert response is None or response.ok
             assert page.title().startswith("License usage")
-            assert page.locator("svg").count() == 1
-            assert page.locator("section h2").first.inner_text() == "cad / solver"
-            box = page.locator("svg").bounding_box()
-            assert box and box["width"] > 400 and box["height"] > 80  # the chart is laid out, not collapsed
+            inspect(page)
             shot = page.screenshot(full_page=True)
         finally:
             context.close()
@@ -99,3 +97,16 @@ def test_page_loads_in_headless_chromium_without_errors(office, tmp_path):
     assert painted / (picture.width * picture.height) > 0.05, "the screenshot is mostly empty"
     if os.environ.get("LICTOOLS_KEEP_SCREENSHOT"):
         picture.save(os.environ["LICTOOLS_KEEP_SCREENSHOT"])
+
+
+def test_page_loads_in_headless_chromium_without_errors(office, tmp_path):
+    path = tmp_path / "report.html"
+    write_report(office, path)
+
+    def inspect(page):
+        assert page.locator("svg").count() == 1
+        assert page.locator("section h2").first.inner_text() == "cad / solver"
+        box = page.locator("svg").bounding_box()
+        assert box and box["width"] > 400 and box["height"] > 80  # the chart is laid out, not collapsed
+
+    open_in_chromium(path, tmp_path / "profile", inspect)

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gc": ("lictools.cli.gc", "gc", "Reap expired sessions now; --check-pids drops dead local processes."),
     "dump": ("lictools.cli.dump", "dump", "Print the whole state as readable JSON."),
     "journal": ("lictools.cli.journal", "journal", "Print journal events as JSON lines."),
+    "migrate": ("lictools.cli.migrate", "migrate", "Copy this state (journal included) into another store."),
     "config": ("lictools.cli.config", "config", "State-wide settings: the admin group."),
     "doctor": ("lictools.cli.doctor", "doctor", "Check state, journal, permissions and lock; restore a good copy."),
     "reserve": ("lictools.cli.reserve", "reserve", "Per-project reserved seats; --from projectsStartup.xml."),

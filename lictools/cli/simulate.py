@@ -20,9 +20,12 @@ if TYPE_CHECKING:
     "lictools simulate week.csv --product magic-xpa --feature web --license web=20 --reserve alpha web 5 --chart",
     "lictools --format json simulate --from-journal --pool genero-prod --license runtime=30",
     "lictools --format csv simulate --from-journal --pool cad --product generic --option share=user --series",
+    "lictools simulate week.csv --product genero --license runtime=40 --keep-state /tmp/week.db",
 ))
 @click.argument("events", required=False, metavar="[EVENTS.csv]")
-@click.option("--product", metavar="PRODUCT", help=f"The counting rule to replay under: {', '.join(RULES)}.")
+@click.option("--product", "products", metavar="PRODUCT", multiple=True,
+              help=f"The counting rule to replay under: {', '.join(RULES)}. Repeatable for a log of several "
+                   "products' clients: each row is replayed under the products that take its feature.")
 @click.option("--license", "licenses", type=KEY_VALUE, multiple=True, metavar="FEATURE=N",
               help="The capacity to count denials at (a feature without one is not limited). Repeatable.")
 @click.option("--option", "options", type=KEY_VALUE, multiple=True, metavar="KEY=VALUE",
@@ -42,10 +45,14 @@ if TYPE_CHECKING:
 @click.option("--series", is_flag=True, help="Also give the seats in use (no capacity limit) at each change.")
 @click.option("--chart", is_flag=True,
               help="Also draw the seats in use (no capacity limit) against the capacity, denials marked (table format).")
-def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str, str], ...],
+@click.option("--keep-state", metavar="FILE",
+              help="Also write the simulated site at the --license capacity (a pool per product, its sessions and "
+                   "journal) into FILE, a new state, for lictools report.")
+def simulate(events: str | None, products: tuple[str, ...], licenses: tuple[tuple[str, str], ...],
              options: tuple[tuple[str, str], ...], reservations: tuple[tuple[str, str, str], ...],
              features: tuple[str, ...], compare: bool,
-             from_journal: bool, pool: str | None, stop_after: int, series: bool, chart: bool) -> None:
+             from_journal: bool, pool: str | None, stop_after: int, series: bool, chart: bool,
+             keep_state: str | None) -> None:
     """Replay a log of client starts and stops (EVENTS.csv: columns time, event, session, feature, user,
     host, node, terminal, app, project, client, parent, monitor) under a product's counting rule, with
     no state touched: the seats the rule needs with unlimited capacity (needed, and when), and the
@@ -62,19 +69,25 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
     fmt = settings().fmt
     if (events is None) == (not from_journal):
         raise UsageError("give a log (EVENTS.csv, or - for standard input) or --from-journal, one of the two")
-    if compare and product is not None:
+    if compare and products:
         raise UsageError("--compare tries every product rule: drop --product")
-    if events is not None and product is None and not compare:
+    if from_journal and len(products) > 1:
+        raise UsageError("--from-journal replays each pool under one rule: give --product once")
+    if events is not None and not products and not compare:
         raise UsageError("--product is required (or --compare to try every product rule)")
     if pool is not None and not from_journal:
         raise UsageError("--pool selects a pool of the journal: use it with --from-journal")
     if reservations and from_journal:
         raise UsageError("--reserve is for a CSV log; --from-journal replays the pools' own reservations")
+    if keep_state == "":
+        raise UsageError("--keep-state: give the path of the new state to write")
+    if keep_state is not None and (from_journal or compare):
+        raise UsageError("--keep-state keeps a CSV log replayed under --product (not --from-journal or --compare)")
     if chart and fmt != "table":
         raise UsageError("--chart draws for people: use it with the table format (drop --format json/csv)")
     if pool is not None:
         validate.name(pool, "--pool")
-    products = [product] if product is not None else list(RULES)
+    tried = list(dict.fromkeys(products)) or list(RULES)
     capacities = {validate.name(f, "--license feature"): validate.whole_number(n, f"--license {f}=")
                   for f, n in licenses}
     reserved: dict[str, dict[str, int]] = {}
@@ -84,20 +97,22 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
             count, f"--reserve {project} {feature}")
     for feature in features:
         validate.name(feature, "--feature")
-    if product is not None:
-        from lictools.rules import check_feature, get_rule
-
-        for feature in [*capacities, *reserved, *features]:
-            check_feature(get_rule(product), feature)
+    if products:
+        _check_features(tried, [*capacities, *reserved, *features])
     overrides = dict(options)
-    check_overrides(products, overrides)
+    check_overrides(tried, overrides)
 
     from lictools.simulation.run import Simulation
 
     simulation_options: dict[str, Any] = dict(
-        product=product, compare=compare, licenses=capacities, options=overrides, reservations=reserved,
+        product=tried if products else None, compare=compare, licenses=capacities, options=overrides, reservations=reserved,
         stop_after=stop_after, series=series, chart=chart, features=features or None,
     )
+    if keep_state is not None:
+        from lictools.simulation.keep import Keeper
+
+        _check_new_state(keep_state)
+        simulation_options["keeper"] = Keeper()
     if from_journal:
         simulation = _replay_journal(pool, simulation_options)
     else:
@@ -109,6 +124,62 @@ def simulate(events: str | None, product: str | None, licenses: tuple[tuple[str,
         warn(f"{simulation.unmatched} stop/detach event(s) named no running session and ended nothing "
              "(started before the log, refused, or already ended by a detach timeout or --stop-after)")
     _emit(simulation, fmt, series, chart)
+    if keep_state is not None:
+        _keep(simulation_options["keeper"], keep_state, fmt)
+
+
+def _check_features(products: list[str], features: list[str]) -> None:
+    """Exit 2 for a feature no product given takes (with one --product: that rule's own message)."""
+    from lictools.errors import UsageError
+    from lictools.rules import check_feature, get_rule
+
+    rules = [get_rule(product) for product in products]
+    for feature in features:
+        refusals = []
+        for rule in rules:
+            try:
+                check_feature(rule, feature)
+                break
+            except UsageError as exc:
+                refusals.append(exc)
+        else:
+            if len(refusals) == 1:
+                raise refusals[0]
+            raise UsageError(f"no --product given takes feature {feature!r}: "
+                             + "; ".join(exc.message for exc in refusals))
+
+
+NEW_STATE = "--keep-state writes a new state: give a path with no state yet"
+
+
+def _check_new_state(path: str) -> None:
+    """Exit 2 before simulating when ``path`` already holds a state (the copy checks again under its lock)."""
+    from lictools.errors import NotFoundError, UsageError
+    from lictools.stores import open_store
+    from lictools.stores.copy import contents
+
+    try:
+        with open_store(path, settings().lock_timeout).read() as view:
+            held = contents(view)
+    except NotFoundError:
+        return
+    if held is not None:
+        raise UsageError(f"the target {path} is not empty ({held}); {NEW_STATE}")
+
+
+def _keep(keeper: Any, path: str, fmt: str) -> None:
+    """Copy the kept simulated site into the state at ``path`` (lictools.stores.copy, as migrate does)."""
+    from lictools.stores import open_store
+    from lictools.stores.copy import copy_state
+
+    target = open_store(path, settings().lock_timeout)
+    try:
+        copied = copy_state(keeper.finish(), target, hint=NEW_STATE)
+    finally:
+        target.close()
+    if fmt == "table":
+        click.echo(f"Kept the simulated site in {path}: {copied.pools} pool(s), {copied.sessions} session(s) "
+                   f"running at the end, {copied.events} journal event(s)")
 
 
 def _replay_log(path: str, simulation_options: dict[str, Any]) -> Simulation:

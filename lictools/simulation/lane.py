@@ -71,8 +71,11 @@ class Run:
     """One pool under one rule and capacity, replayed through the engine on a memory store."""
 
     def __init__(self, clock: Callable[[], float], product: str, feature: str, issued: int,
-                 options: dict[str, str], reserved: dict[str, int], listener: Listener | None = None) -> None:
+                 options: dict[str, str], reserved: dict[str, int], listener: Listener | None = None,
+                 journal_denials: bool = False) -> None:
         self.store = MemoryStore(clock)
+        # journal a deny event for each refusal (a run whose journal is kept: simulate --keep-state)
+        self.journal_denials = journal_denials
         self.host = SimulatedHost()
         self.feature = feature
         self.listener = listener
@@ -123,7 +126,7 @@ class Run:
             project=event.project, parent=event.parent, client=event.client, monitor=event.monitor, lease=lease,
         )
         with self._transaction() as tx:
-            outcome = engine.acquire(tx, request, journal_denial=False, host=self.host)
+            outcome = engine.acquire(tx, request, journal_denial=self.journal_denials, host=self.host)
         if not outcome.granted:
             self.denied.add(session)
             self.denials += 1
@@ -292,7 +295,7 @@ class Lane:
     def __init__(self, clock: Callable[[], float], pool: str | None, product: str, feature: str,
                  capacity: int | None, options: dict[str, str], reserved: dict[str, int],
                  series: bool = False, chart: bool = False, follows_journal: bool = False,
-                 since: float | None = None) -> None:
+                 since: float | None = None, keep: Listener | None = None) -> None:
         self.pool = pool
         self.product = product
         self.feature = feature
@@ -303,7 +306,9 @@ class Lane:
         self.timeline = Timeline(since) if chart else None  # since: the log's start, so lanes share one axis
         self.demand = Demand(reserved, series, self.timeline)
         self.unlimited = Run(clock, product, feature, UNLIMITED, options, reserved, self.demand.event)
-        self.limited = Run(clock, product, feature, capacity, options, reserved) if capacity is not None else None
+        # keep: where the limited run's journal goes (simulate --keep-state, lictools.simulation.keep)
+        self.limited = Run(clock, product, feature, capacity, options, reserved, keep,
+                           journal_denials=keep is not None) if capacity is not None else None
         self.requests = 0
 
     def start(self, event: ClientEvent, session: str, lease: int) -> None:

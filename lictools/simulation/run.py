@@ -10,7 +10,7 @@ own product). :meth:`Simulation.rows` gives the ``simulate`` JSON shape (SPEC.md
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lictools.errors import NotFoundError, UsageError
@@ -19,6 +19,7 @@ from lictools.rules import RULES, check_feature, check_options, get_rule, rule_o
 from lictools.rules.base import Rule
 from lictools.simulation.clientlog import COLUMNS, BadRow, ClientEvent
 from lictools.simulation.history import PoolChange
+from lictools.simulation.keep import Keeper
 from lictools.simulation.lane import POOL, Lane
 from lictools.timeutil import iso
 
@@ -63,21 +64,24 @@ def _column(message: str) -> str | None:
 class Simulation:
     """Replays client events under product rules and capacities.
 
-    ``product``: the one rule (None: each journal pool's own, or every rule with ``compare``);
+    ``product``: the rule, or rules (each row replayed under those that take its feature; None: each
+    journal pool's own, or every rule with ``compare``);
     ``licenses``: feature -> capacity (a feature without one is not limited: no denials);
     ``reservations``: feature -> project -> reserved seats (a CSV log's; a journal brings its own);
     ``stop_after``: seconds after which a session that never stopped ends (0: never);
     ``features``: replay only the rows of these features (None: every row);
-    ``pools``: a journal pool's definition at this point of the journal.
+    ``pools``: a journal pool's definition at this point of the journal;
+    ``keeper``: gathers the runs at the capacity into one state (``--keep-state``).
     """
 
     def __init__(
-        self, product: str | None = None, compare: bool = False, licenses: dict[str, int] | None = None,
+        self, product: str | Sequence[str] | None = None, compare: bool = False, licenses: dict[str, int] | None = None,
         options: dict[str, str] | None = None, reservations: dict[str, dict[str, int]] | None = None,
         stop_after: int = 0, series: bool = False, chart: bool = False, features: Iterable[str] | None = None,
-        pools: Callable[[str], Pool | None] | None = None,
+        pools: Callable[[str], Pool | None] | None = None, keeper: Keeper | None = None,
     ) -> None:
-        self.product = product
+        # the rules a log is replayed under: one --product, or several (each row goes to those taking its feature)
+        self.products = (product,) if isinstance(product, str) else tuple(product or ())
         self.compare = compare
         self.features = None if features is None else frozenset(features)
         self.licenses = dict(licenses or {})
@@ -87,6 +91,9 @@ class Simulation:
         self.series = series
         self.chart = chart
         self.pools = pools
+        self.keeper = keeper
+        if keeper is not None:
+            keeper.follow(self.clock)
         self.now = 0.0
         self.since: float | None = None
         self.until: float | None = None
@@ -110,8 +117,8 @@ class Simulation:
     def _products(self, pool: str | None) -> list[str]:
         if self.compare:
             return list(RULES)
-        if self.product is not None:
-            return [self.product]
+        if self.products:
+            return list(self.products)
         definition = self.pools(pool) if self.pools is not None and pool is not None else None
         return [definition.product] if definition is not None else []
 
@@ -136,6 +143,7 @@ class Simulation:
         if lanes is None:
             lanes = []
             resolved: list[str] = []
+            refusals: list[str] = []  # why each --product refused the row's feature
             # rules with features of their own first: generic, given no feature, takes the ones they took
             for rule in sorted((get_rule(p) for p in self._products(pool)), key=lambda r: not r.FEATURES):
                 if self.features is not None and given is not None and given not in self.features:
@@ -148,14 +156,17 @@ class Simulation:
                     elif self.compare or self.features is not None:
                         continue  # this rule does not accept the feature: it is not tried
                     else:
-                        label = "column feature" if pool is None else "feature"
-                        hint = "" if given is None else " (--feature replays only the rows of the features given)"
-                        raise BadRow(f"{where}, {label}: {exc.message}{hint}") from None
+                        refusals.append(exc.message)
+                        continue  # another --product may take it; none: a bad row (below)
                 for feature in features:
                     if self.features is None or feature in self.features:
                         if feature not in resolved:
                             resolved.append(feature)
                         lanes.append(self._lane(pool, rule.NAME, feature))
+            if refusals and not lanes:
+                label = "column feature" if pool is None else "feature"
+                hint = "" if given is None else " (--feature replays only the rows of the features given)"
+                raise BadRow(f"{where}, {label}: {'; '.join(refusals)}{hint}")
             self.routes[key] = lanes
         return [lane for lane in lanes if lane.refused is None]
 
@@ -177,9 +188,10 @@ class Simulation:
             options = lane_options(rule, {}, self.options)
             reserved = dict(self.reservations.get(feature, {}))
         self._check_reserved(pool, feature, reserved, None if follows else capacity)
+        keep = self.keeper.lane(product, feature, capacity, options, reserved) if self.keeper is not None else None
         lane = self.lanes[key] = Lane(self.clock, pool, product, feature, capacity, options, reserved,
                                       series=self.series, chart=self.chart, follows_journal=follows,
-                                      since=self.since)
+                                      since=self.since, keep=keep)
         return lane
 
     def _check_reserved(self, pool: str | None, feature: str, reserved: dict[str, int], capacity: int | None) -> None:

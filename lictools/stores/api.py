@@ -112,6 +112,16 @@ class Transaction(StateView):
     def append_event(self, event: dict[str, Any]) -> None:
         """Append one event to the journal, inside this transaction."""
 
+    def clear_journal(self) -> None:
+        """Drop every journal event, inside this transaction: the next appended event is ``seq`` 1.
+
+        Only ``lictools migrate --force`` calls it, to replace a state whole (its journal too). No
+        default can be made of the other methods, so a store that does not implement it refuses (exit 2).
+        """
+        from lictools.errors import UsageError
+
+        raise UsageError(f"this store ({type(self).__name__}) cannot clear its journal: migrate into an empty state")
+
 
 class Store(ABC):
     """A place holding the state: one transaction per write command, one snapshot per read-only one."""

@@ -37,6 +37,9 @@ MAX_STATE_BYTES = 256 << 20
 """A larger state file is refused (exit 6) rather than read whole (a huge sparse file would take all memory)."""
 MAX_EVENT_BYTES = 1 << 20
 """A longer journal line is damage: no event is that long."""
+
+APPEND_CHUNK = 4096
+"""Journal lines written per call: one commit's few at once, a whole copied journal (migrate) in pieces."""
 OUTGROWN_SESSIONS = 2_000
 OUTGROWN_BYTES = 2 << 20
 """Beyond these, ``doctor`` says the state has outgrown the JSON layout (README, "Limits of the JSON layout")."""
@@ -48,6 +51,17 @@ class JsonView(MemoryTransaction):
     def __init__(self, doc: dict[str, Any], now: float, store: "JsonFileStore") -> None:
         super().__init__(doc, now)
         self._journal = (store, doc.get("journal_bytes", 0), doc.get("seq"))
+        # events appended by a transaction, as the journal lines they become: text takes a tenth of
+        # the memory of dicts, which counts for a long copy (lictools migrate of a whole journal)
+        self.lines: list[str] = []
+
+    def append_event(self, event: dict[str, Any]) -> None:
+        self.lines.append(encode_event(event))
+        self.dirty = True
+
+    def clear_journal(self) -> None:
+        super().clear_journal()
+        self.lines.clear()
 
     def journal(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
         store, committed, total = self._journal
@@ -69,14 +83,16 @@ class JsonFileStore(FileStore):
     def transaction(self) -> Iterator[Transaction]:
         self.prepare_write()
         with state_lock(self.path, self.lock_timeout) as held, self._held_state() as (fd, doc):
-            tx = MemoryTransaction(doc, self.now())
+            tx = JsonView(doc, self.now(), self)
             yield tx
             if tx.dirty:
                 files.check_writable(self.folder)
                 held.verify()
+                if tx.journal_cleared:  # migrate --force: the journal is rewritten from its start
+                    doc["journal_bytes"], doc["seq"] = 0, 0
                 try:
-                    doc["journal_bytes"] = self._append_journal(tx.events, doc.get("journal_bytes", 0))
-                    doc["seq"] = doc.get("seq", 0) + len(tx.events)
+                    doc["journal_bytes"] = self._append_journal(tx.lines, doc.get("journal_bytes", 0))
+                    doc["seq"] = doc.get("seq", 0) + len(tx.lines)
                     self._replace(doc, fd)
                 except OSError as exc:
                     raise files.writing_error(exc, f"state {self.path}") from None
@@ -119,8 +135,8 @@ class JsonFileStore(FileStore):
                 time.sleep(wait)
                 wait = min(wait * 2, 0.05)
 
-    def _append_journal(self, events: list[dict[str, Any]], committed: int) -> int:
-        """Cut any uncommitted tail, append ``events``, fsync; return the new committed length."""
+    def _append_journal(self, lines: list[str], committed: int) -> int:
+        """Cut any uncommitted tail, append ``lines`` (encoded events), fsync; return the new committed length."""
         fd = files.open_or_create(self.journal_path, "journal")
         try:
             size = os.fstat(fd).st_size
@@ -131,11 +147,15 @@ class JsonFileStore(FileStore):
                 )
             if size > committed:
                 os.ftruncate(fd, committed)
-            data = b"".join(encode_event(e).encode() + b"\n" for e in events)
-            if data:
-                os.pwrite(fd, data, committed)
+            end = committed
+            for start in range(0, len(lines), APPEND_CHUNK):  # a long copy is written in pieces, not one copy more
+                data = memoryview("".join(line + "\n" for line in lines[start:start + APPEND_CHUNK]).encode())
+                while data:  # a short write goes on where it stopped
+                    written = os.pwrite(fd, data, end)
+                    end, data = end + written, data[written:]
+            if lines:
                 os.fsync(fd)
-            return committed + len(data)
+            return end
         finally:
             os.close(fd)
 

@@ -31,6 +31,8 @@ class MemoryTransaction(Transaction):
         self.doc = doc
         self.now = now
         self.events: list[dict[str, Any]] = []
+        # clear_journal was called: the store drops its journal before appending ``events``
+        self.journal_cleared = False
         self.dirty = False
         self._undo: list[tuple[str, str, Any]] | None = [] if undo else None
 
@@ -56,6 +58,7 @@ class MemoryTransaction(Transaction):
                 self.doc[table][key] = old
         self._undo.clear()
         self.events.clear()
+        self.journal_cleared = False
         self.dirty = False
 
     def get_pool(self, name: str) -> Pool | None:
@@ -126,6 +129,22 @@ class MemoryTransaction(Transaction):
         self.events.append(event)
         self.dirty = True
 
+    def clear_journal(self) -> None:
+        self.events.clear()
+        self.journal_cleared = True
+        self.dirty = True
+
+
+class MemoryView(MemoryTransaction):
+    """A transaction or snapshot of a :class:`MemoryStore`: its journal is the store's."""
+
+    def __init__(self, store: MemoryStore, doc: dict[str, Any], now: float, undo: bool = False) -> None:
+        super().__init__(doc, now, undo)
+        self._store = store
+
+    def journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
+        return self._store.read_journal(since_seq)
+
 
 class MemoryStore(Store):
     """A whole state in this process's memory: nothing on disk, no lock (one process owns it).
@@ -145,12 +164,14 @@ class MemoryStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        tx = MemoryTransaction(self.doc, self.clock(), undo=True)
+        tx = MemoryView(self, self.doc, self.clock(), undo=True)
         try:
             yield tx
         except BaseException:
             tx.rollback()
             raise
+        if tx.journal_cleared:
+            self.journal.clear()
         for event in tx.events:
             self.journal.append({**event, "seq": len(self.journal) + 1})
 
@@ -160,7 +181,7 @@ class MemoryStore(Store):
         sessions = self.doc["sessions"]
         if not include_expired:
             sessions = {k: s for k, s in sessions.items() if s["expires"] is None or s["expires"] > now}
-        yield MemoryTransaction({**self.doc, "sessions": sessions}, now)
+        yield MemoryView(self, {**self.doc, "sessions": sessions}, now)
 
     def now(self) -> float:
         return self.clock()

@@ -271,6 +271,9 @@ class SqliteTransaction(SqliteView, Transaction):
     def append_event(self, event: dict[str, Any]) -> None:
         self.db.execute("INSERT INTO events (doc) VALUES (?)", (encode_event(event),))
 
+    def clear_journal(self) -> None:
+        self.db.execute("DELETE FROM events")  # seq is the rowid: an empty table numbers from 1 again
+
 
 class SqliteStore(FileStore):
     """The state in one SQLite file, guarded by ``<file>.lock``."""
