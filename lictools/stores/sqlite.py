@@ -23,7 +23,7 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from lictools import background
 from lictools.errors import BusyError, CannotWriteError, DamagedStateError, ForbiddenError, NotFoundError
@@ -33,6 +33,9 @@ from lictools.stores.api import StateView, Transaction
 from lictools.stores.filestore import FileStore
 from lictools.stores.locking import state_lock
 from lictools.stores.codec import decode_event, encode_event
+
+if TYPE_CHECKING:
+    from lictools.stores import rotation
 
 APPLICATION_ID = 0x4C494354  # "LICT": tells a lictools state from any other SQLite file
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -146,8 +149,10 @@ outside the state lock (a checkpoint there could make a concurrent writer see 'd
 class SqliteView(StateView):
     """Reads of one SQLite snapshot; with ``live_at`` set, sessions whose lease ended by then are left out."""
 
-    def __init__(self, db: sqlite3.Connection, now: float, where: str, live_at: float | None, counters: bool) -> None:
+    def __init__(self, db: sqlite3.Connection, now: float, where: str, live_at: float | None, counters: bool,
+                 store: SqliteStore | None = None) -> None:
         self.db = db
+        self.store = store  # whose rotated journal files come before the events table
         self.now = now
         self.where = where
         self._live = _LIVE if live_at is not None else ""
@@ -216,7 +221,42 @@ class SqliteView(StateView):
         return dict(self.db.execute("SELECT key, value FROM settings"))
 
     def journal(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
-        for seq, doc in self.db.execute("SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq", (since_seq,)):
+        """The rotated files, then the events table, as of this snapshot (nothing newer than its last event)."""
+        if self.store is None:
+            yield from self.table_events(since_seq)
+            return
+        from lictools.stores import rotation
+
+        upto = self.db.execute("SELECT max(seq) FROM events").fetchone()[0]
+        yield from rotation.chained(
+            self.store, since_seq, upto,
+            lambda: self.db.execute("SELECT min(seq) FROM events").fetchone()[0],
+            lambda after: self.table_events(after, upto),
+        )
+
+    def journal_over_limit(self) -> bool:
+        """Is the events table larger than the ``journal_max_bytes`` setting? (Cheap: a few index lookups.)
+
+        Its size is estimated as the number of events times the mean length of the newest 64
+        (the exact sum would read the whole table on every write).
+        """
+        row = self.db.execute("SELECT value FROM settings WHERE key = 'journal_max_bytes'").fetchone()
+        if row is None:
+            return False
+        from lictools.stores.rotation import max_bytes
+
+        limit = max_bytes({"journal_max_bytes": row[0]})
+        oldest, newest = self.db.execute("SELECT min(seq), max(seq) FROM events").fetchone()
+        if limit is None or newest is None or newest <= oldest:
+            return False
+        mean = self.db.execute("SELECT avg(length(CAST(doc AS BLOB))) + 1 FROM "
+                               "(SELECT doc FROM events ORDER BY seq DESC LIMIT 64)").fetchone()[0]
+        return bool((newest - oldest + 1) * mean > limit)
+
+    def table_events(self, since_seq: int, upto: int | None = None) -> Iterator[dict[str, Any]]:
+        """The events still in the table after ``since_seq`` (and up to ``upto``)."""
+        sql = "SELECT seq, doc FROM events WHERE seq > ?" + (" AND seq <= ?" if upto is not None else "") + " ORDER BY seq"
+        for seq, doc in self.db.execute(sql, (since_seq,) if upto is None else (since_seq, upto)):
             event = schema.event(doc, f"{self.where}: journal event {seq}")
             event["seq"] = seq
             yield event
@@ -225,8 +265,8 @@ class SqliteView(StateView):
 class SqliteTransaction(SqliteView, Transaction):
     """A write transaction: every stored session is visible (``engine.reap`` ends the expired ones)."""
 
-    def __init__(self, db: sqlite3.Connection, now: float, where: str) -> None:
-        super().__init__(db, now, where, live_at=None, counters=True)
+    def __init__(self, db: sqlite3.Connection, now: float, where: str, store: SqliteStore | None = None) -> None:
+        super().__init__(db, now, where, live_at=None, counters=True, store=store)
 
     def put_pool(self, pool: Pool) -> None:
         import json
@@ -268,6 +308,10 @@ class SqliteTransaction(SqliteView, Transaction):
     def append_event(self, event: dict[str, Any]) -> None:
         self.db.execute("INSERT INTO events (doc) VALUES (?)", (encode_event(event),))
 
+    def forget_events(self, upto: int) -> None:
+        """Delete the events up to ``upto`` from the table (a rotation, once they are in a file)."""
+        self.db.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+
 
 class SqliteStore(FileStore):
     """The state in one SQLite file, guarded by ``<file>.lock``."""
@@ -294,7 +338,9 @@ class SqliteStore(FileStore):
             try:
                 db.execute("BEGIN IMMEDIATE")
                 self._upgrade(db)
-                yield SqliteTransaction(db, self.now(), self.where)
+                tx = SqliteTransaction(db, self.now(), self.where, self)
+                yield tx
+                rotate = tx.journal_over_limit()
                 db.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 self._rollback(db)
@@ -312,6 +358,8 @@ class SqliteStore(FileStore):
                     # not overlap the next command's transaction (it would see "database is locked")
                     self.close()
         self._schedule_backup()
+        if rotate:
+            self.schedule_rotation()
 
     def _connection(self) -> sqlite3.Connection:
         """The writer's connection; with ``keep_open`` kept across transactions while the file stays the same.
@@ -398,7 +446,7 @@ class SqliteStore(FileStore):
             db.execute("BEGIN")
             db.execute("SELECT 1 FROM pools LIMIT 1").fetchone()  # the snapshot starts here
             now = self.now()
-            yield SqliteView(db, now, self.where, None if include_expired else now, counters=version >= 2)
+            yield SqliteView(db, now, self.where, None if include_expired else now, counters=version >= 2, store=self)
         except sqlite3.DatabaseError as exc:
             raise self._translate(exc) from None
         finally:
@@ -418,11 +466,43 @@ class SqliteStore(FileStore):
         self.require_state()
         db, _ = self._reader()
         try:
-            yield from SqliteView(db, 0.0, self.where, None, counters=False).journal(since_seq)
+            db.execute("BEGIN")
+            db.execute("SELECT 1 FROM events LIMIT 1").fetchone()  # the snapshot starts before the files are listed
+            yield from SqliteView(db, 0.0, self.where, None, counters=False, store=self).journal(since_seq)
         except sqlite3.DatabaseError as exc:
             raise self._translate(exc) from None
         finally:
+            self._rollback(db)
             db.close()
+
+    def _rotate(self, only_over_limit: bool) -> rotation.Segment | None:
+        """Write every event but the newest from a snapshot into a file (writers go on), then delete them under the lock.
+
+        The newest stays in the table, so new events keep counting on from it (SQLite numbers a
+        row after the largest left). A crash after the file and before the delete leaves the
+        events in both: readers skip them by seq.
+        """
+        from lictools.stores import rotation
+
+        db, _ = self._reader()
+        try:
+            db.execute("BEGIN")
+            view = SqliteView(db, 0.0, self.where, None, counters=False)
+            if only_over_limit and not view.journal_over_limit():
+                return None
+            oldest, newest = db.execute("SELECT min(seq), max(seq) FROM events").fetchone()
+            if newest is None or oldest >= newest:
+                return None
+            seg = rotation.write_segment(self, view.table_events(oldest - 1, newest - 1), oldest, newest - 1)
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from None
+        finally:
+            self._rollback(db)
+            db.close()
+        with self.transaction() as tx:
+            assert isinstance(tx, SqliteTransaction)
+            tx.forget_events(seg.last)
+        return seg
 
     # -- opening the file ----------------------------------------------------------------
     def _uri(self, mode: str) -> str:
@@ -667,6 +747,9 @@ class SqliteStore(FileStore):
                 rows.append(("counters", "fail", f"seat counters say {counted[0]} seats and {counted[1]} sessions, "
                                                  f"the sessions table {actual[0]} and {actual[1]}"))
         rows.append(self._check_journal(db, events))
+        from lictools.stores import rotation
+
+        rows.append(rotation.check(self, db.execute("SELECT min(seq) FROM events").fetchone()[0]))
         db.execute("ROLLBACK")
         return rows
 
