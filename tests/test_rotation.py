@@ -203,8 +203,9 @@ def test_a_hole_is_refused_and_the_oldest_files_may_go(pool, state):
     assert doctor.code != 0 and row["status"] == "fail", row
     os.unlink(files[0].path)  # now only the oldest are gone: reports start at the first event kept
     assert seqs(pool)[0] == files[2].first
-    row = next(c for c in pool("--format", "json", "doctor").json() if c["check"] == "rotated")
-    assert row["status"] == "warn" and f"events before {files[2].first} were removed" in row["detail"]
+    rows = {c["check"]: c for c in pool("--format", "json", "doctor").json()}
+    assert rows["rotated"]["status"] == "warn" and f"events before {files[2].first} were removed" in rows["rotated"]["detail"]
+    assert rows["replay"]["status"] == "warn" and f"starts at event {files[2].first}" in rows["replay"]["detail"]
 
 
 def test_a_damaged_rotated_file_is_exit_6(pool, state):
