@@ -248,6 +248,21 @@ def test_rotation_never_writes_through_a_symlink_at_its_name(pool, state, tmp_pa
     assert seqs(pool) == [1, 2, 3, 4, 5]
 
 
+def test_restoring_an_older_sqlite_copy_sets_later_rotated_files_aside(cli, tmp_path, clock):
+    state = tmp_path / "state.db"
+    assert cli("pool", "add", "p", "--product", "generic", "--license", "f=5")[0] == 0  # the good copy is taken
+    for i in range(3):
+        assert cli("acquire", "p", "--feature", "f", "--session", f"s{i}")[0] == 0
+    assert cli("journal", "rotate")[0] == 0  # events 1 to 3: newer than the good copy's only event
+    assert cli("doctor", "--restore", "--yes")[0] == 0
+    assert cli("acquire", "p", "--feature", "f", "--session", "after")[0] == 0
+    code, out, err = cli("journal")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [(e["seq"], e["event"]) for e in events] == [(1, "pool-add"), (2, "grant")], err
+    assert events[1]["session"] == "after"
+    assert rotated(state) == [] and list(tmp_path.glob("state.db.damaged-*.journal.*.jsonl.gz"))
+
+
 # --------------------------------------------------------------------------- the command
 def test_journal_rotate_on_a_missing_state_is_exit_4_and_creates_nothing(lt, state):
     r = lt("journal", "rotate")

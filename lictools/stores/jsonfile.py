@@ -301,7 +301,7 @@ class JsonFileStore(FileStore):
         from lictools.stores import rotation
 
         base, committed, total = journal
-        return rotation.chained(self, since_seq, total, lambda: base + 1 if committed else None,
+        return rotation.chained(self, since_seq, total, lambda: base + 1,
                                 lambda after: self._live_events(journal, after, st))
 
     def _rotated_since(self, base: int, st: os.stat_result) -> bool:
@@ -386,8 +386,7 @@ class JsonFileStore(FileStore):
         rows.append(self._check_journal(doc))
         from lictools.stores import rotation
 
-        base, committed, _ = marks(doc)
-        rows.append(rotation.check(self, base + 1 if committed else None))
+        rows.append(rotation.check(self, marks(doc)[0] + 1))
         rows.append(self._check_backup())
         return rows
 

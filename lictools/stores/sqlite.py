@@ -136,6 +136,10 @@ BACKUP_RATE = 1 << 20
 """Bytes per second of state a good copy may cost on average: a larger state is copied less often
 (at most every size / rate seconds), so the background copies stay a small part of the disk's work."""
 
+EVENT_RANGE = "SELECT (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)"
+"""The first and last seq of the events table: two index lookups (``min(seq), max(seq)`` in one
+SELECT would read the whole table)."""
+
 # criteria answered by a column; anything else is filtered from the document
 _COLUMNS = {"id", "pool", "feature", "seat", "seat_project"}
 _LIVE = " AND (expires IS NULL OR expires > ?)"
@@ -246,7 +250,7 @@ class SqliteView(StateView):
         from lictools.stores.rotation import max_bytes
 
         limit = max_bytes({"journal_max_bytes": row[0]})
-        oldest, newest = self.db.execute("SELECT min(seq), max(seq) FROM events").fetchone()
+        oldest, newest = self.db.execute(EVENT_RANGE).fetchone()
         if limit is None or newest is None or newest <= oldest:
             return False
         mean = self.db.execute("SELECT avg(length(CAST(doc AS BLOB))) + 1 FROM "
@@ -490,7 +494,7 @@ class SqliteStore(FileStore):
             view = SqliteView(db, 0.0, self.where, None, counters=False)
             if only_over_limit and not view.journal_over_limit():
                 return None
-            oldest, newest = db.execute("SELECT min(seq), max(seq) FROM events").fetchone()
+            oldest, newest = db.execute(EVENT_RANGE).fetchone()
             if newest is None or oldest >= newest:
                 return None
             seg = rotation.write_segment(self, view.table_events(oldest - 1, newest - 1), oldest, newest - 1)
@@ -698,7 +702,29 @@ class SqliteStore(FileStore):
                 raise DamagedStateError(f"the last good copy is not usable either: {exc.message}") from None
 
         self.close()
-        return self.restore_from(self.path + ".bak", check, extra=("-wal", "-shm"))
+        from lictools.stores import rotation
+
+        with rotation.claimed(self.path, self.lock_timeout):
+            kept = self.restore_from(self.path + ".bak", check, extra=("-wal", "-shm"))
+            self._set_aside_later_rotations(kept)
+        return kept
+
+    def _set_aside_later_rotations(self, kept: str) -> None:
+        """Move rotated files holding events newer than the restored copy's beside the replaced state.
+
+        The copy's table goes on numbering events from its own newest one, so those files' seqs
+        would name other events; what they record was lost with the state they belong to.
+        """
+        from lictools.stores import rotation
+
+        db, _ = self._reader()
+        try:
+            newest = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        finally:
+            db.close()
+        for seg in rotation.segments(self.path):
+            if seg.last > newest:
+                os.rename(seg.path, kept + seg.path[len(self.path):])
 
     # -- doctor --------------------------------------------------------------------------
     def check(self) -> list[tuple[str, str, str]]:
