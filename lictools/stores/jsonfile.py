@@ -132,19 +132,9 @@ class JsonFileStore(FileStore):
             # a writer that did not hold our lock file replaced the state meanwhile: read the new one
 
     def _flock(self, fd: int) -> None:
-        import fcntl
-
-        deadline, wait = time.monotonic() + self.lock_timeout, 0.001
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise BusyError(f"state {self.path} is being written by a command that does not hold "
-                                    f"{self.path}.lock (was the lock file deleted?); nothing was changed") from None
-                time.sleep(wait)
-                wait = min(wait * 2, 0.05)
+        if not files.flock_within(fd, self.lock_timeout):
+            raise BusyError(f"state {self.path} is being written by a command that does not hold "
+                            f"{self.path}.lock (was the lock file deleted?); nothing was changed")
 
     def _append_journal(self, events: list[dict[str, Any]], committed: int) -> int:
         """Cut any uncommitted tail, append ``events``, fsync; return the new committed length."""

@@ -276,23 +276,12 @@ def check(store: FileStore, live_first: int | None) -> tuple[str, str, str]:
 @contextmanager
 def claimed(state_path: str, timeout: float, held: int | None = None) -> Iterator[None]:
     """Hold ``<state>.rotate.lock`` (``held``: a descriptor already holding it, closed at the end)."""
-    import fcntl
-    import time
-
     fd = held
     if fd is None:
         fd = files.open_or_create(state_path + ".rotate.lock", "rotation lock")
-        deadline, wait = time.monotonic() + timeout, 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise BusyError(f"another 'journal rotate' of {state_path} is running; try again") from None
-                time.sleep(wait)
-                wait = min(wait * 2, 0.1)
+        if not files.flock_within(fd, timeout):
+            os.close(fd)
+            raise BusyError(f"another 'journal rotate' of {state_path} is running; try again")
     try:
         yield
     finally:
