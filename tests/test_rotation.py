@@ -348,3 +348,53 @@ def _wait_for_background_rotations(state: Path) -> None:
                 time.sleep(0.05)
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------------------- real accounts on a group-shared state
+@pytest.mark.parametrize("layout", ["db", "json"])
+def test_real_accounts_members_rotate_by_size_and_cannot_slip_a_file_in(accounts, layout):
+    """A member's writes rotate the shared journal (root reads the member's file: the folder's group); a member
+    who swaps a rotated file for a symlink to a root-only file, or for a file of another group, gets it refused."""
+    import gzip
+
+    folder = accounts.folder(f"rotate-{layout}")
+    state = folder / f"state.{layout}"
+    env = {"LICTOOLS_STATE": str(state)}
+    assert accounts.run("root", "pool", "add", "p", "--product", "generic", "--license", "f=50", env=env).code == 0
+    assert accounts.run("root", "config", "journal_max_bytes", "4k", env=env).code == 0
+    for _ in range(10):
+        got = accounts.run("bob", "acquire", "p", "--feature", "f", env=env)
+        assert got.code == 0, got.err
+        assert accounts.run("bob", "release", got.out.strip(), env=env).code == 0
+    deadline = time.monotonic() + 60
+    while not any(os.lstat(s.path).st_uid == accounts.uid("bob") for s in rotated(state)):
+        assert time.monotonic() < deadline, "bob's writes never rotated the journal"
+        time.sleep(0.05)
+    _wait_for_background_rotations(state)
+    read = accounts.run("root", "journal", env=env)
+    assert read.code == 0, read.err
+    assert [json.loads(line)["seq"] for line in read.out.splitlines()] == list(range(1, 23))
+
+    newest = rotated(state)[-1]
+    original = Path(newest.path).read_bytes()
+    secret = gzip.decompress(original).replace(b'"event":"', b'"note":"TOP-SECRET","event":"', 1)
+    victim = accounts.base / "victim-rotate" / f"secret-{layout}.gz"
+    victim.parent.mkdir(mode=0o700, exist_ok=True)
+    victim.write_bytes(gzip.compress(secret))
+    victim.chmod(0o600)
+    copy = accounts.base / f"copy-{layout}.gz"
+    copy.write_bytes(original)
+    copy.chmod(0o644)
+
+    def as_bob(code: str) -> None:
+        proc = accounts.popen("bob", [accounts.python, "-c", code], stderr=subprocess.PIPE, text=True)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+
+    as_bob(f"import os; os.unlink({newest.path!r}); os.symlink({str(victim)!r}, {newest.path!r})")
+    r = accounts.run("root", "journal", env=env)
+    assert r.code == 6 and "symbolic link" in r.err and "TOP-SECRET" not in r.out, (r.code, r.err)
+    assert accounts.run("root", "report", env=env).code == 6
+    as_bob(f"import os, shutil; os.unlink({newest.path!r}); shutil.copy({str(copy)!r}, {newest.path!r}); "
+           f"os.chown({newest.path!r}, -1, os.getgid())")  # bob's own group, not the folder's
+    r = accounts.run("root", "journal", env=env)
+    assert r.code == 6 and "not lictools' own" in r.err, (r.code, r.err)
