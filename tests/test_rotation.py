@@ -142,6 +142,27 @@ def test_a_snapshot_taken_before_a_rotation_reads_what_it_saw(store, clock):
     assert len(rotation.segments(store.path)) == 2
 
 
+def test_reading_rotated_files_keeps_memory_bounded(tmp_path):
+    """Ten times the events in rotated files, about the same peak memory: files are streamed, never held."""
+    import tracemalloc
+
+    peaks = []
+    for size in (2_000, 20_000):
+        store = JsonFileStore(str(tmp_path / f"s{size}" / "state.json"), lock_timeout=5)
+        os.makedirs(store.folder)
+        per_file = size // 4
+        for first in range(1, size + 1, per_file):
+            events = ({"v": 2, "event": "grant", "ts": 1_800_000_000.0 + seq, "session": f"s{seq}", "seq": seq}
+                      for seq in range(first, first + per_file))
+            rotation.write_segment(store, events, first, first + per_file - 1)
+        tracemalloc.start()
+        count = sum(1 for _ in rotation.chained(store, 0, None, lambda: None, lambda after: iter(())))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert count == size
+    assert peaks[1] < peaks[0] * 1.5, peaks
+
+
 # --------------------------------------------------------------------------- crashes and damage
 def test_a_crash_before_the_events_leave_the_live_journal_loses_and_doubles_nothing(store, clock, monkeypatch):
     with store.transaction() as tx:
