@@ -229,6 +229,20 @@ def test_a_hole_is_refused_and_the_oldest_files_may_go(pool, state):
     assert rows["replay"]["status"] == "warn" and f"starts at event {files[2].first}" in rows["replay"]["detail"]
 
 
+def test_doctor_warns_when_the_journal_stays_over_its_limit(pool, state, monkeypatch):
+    from lictools.stores.filestore import FileStore
+
+    monkeypatch.setattr(rotation, "MIN_MAX_BYTES", 600)
+    monkeypatch.setattr(FileStore, "schedule_rotation", lambda self: None)  # as if every rotation failed
+    assert pool("config", "journal_max_bytes", "600").code == 0
+    churn(pool, range(3))
+    row = next(c for c in pool("--format", "json", "doctor").json() if c["check"] == "rotated")
+    assert row["status"] == "warn" and "larger than journal_max_bytes" in row["detail"], row
+    rotate(pool)
+    row = next(c for c in pool("--format", "json", "doctor").json() if c["check"] == "rotated")
+    assert row["status"] == "ok", row
+
+
 def test_a_damaged_rotated_file_is_exit_6(pool, state):
     churn(pool, range(2))
     path = Path(rotate(pool)["file"])

@@ -376,7 +376,7 @@ class JsonFileStore(FileStore):
         rows.append(self._check_journal(doc))
         from lictools.stores import rotation
 
-        rows.append(rotation.check(self, marks(doc)[0] + 1))
+        rows.append(rotation.check(self, marks(doc)[0] + 1, self._over_limit(doc)))
         rows.append(self._check_backup())
         return rows
 

@@ -240,8 +240,17 @@ def _hole(store: FileStore, first: int, last: int) -> None:
     )
 
 
-def check(store: FileStore, live_first: int | None) -> tuple[str, str, str]:
-    """``doctor``'s row about the rotated files: each read whole and checked, holes and the first event kept."""
+def check(store: FileStore, live_first: int | None, over_limit: bool = False) -> tuple[str, str, str]:
+    """``doctor``'s row about the rotated files: each read whole and checked, holes, the first event kept,
+    and (``over_limit``) a live journal still larger than ``journal_max_bytes``."""
+    row = _check_files(store, live_first)
+    if over_limit and row[1] == "ok":
+        return ("rotated", "warn", f"{row[2]}; the live journal is larger than {SETTING}: a rotation is running, "
+                                   "or the last ones failed ('lictools journal rotate' says why)")
+    return row
+
+
+def _check_files(store: FileStore, live_first: int | None) -> tuple[str, str, str]:
     try:
         found = segments(store.path)
     except LictoolsError as exc:

@@ -775,7 +775,8 @@ class SqliteStore(FileStore):
         rows.append(self._check_journal(db, events))
         from lictools.stores import rotation
 
-        rows.append(rotation.check(self, db.execute("SELECT min(seq) FROM events").fetchone()[0]))
+        rows.append(rotation.check(self, db.execute("SELECT min(seq) FROM events").fetchone()[0],
+                                   view.journal_over_limit()))
         db.execute("ROLLBACK")
         return rows
 
