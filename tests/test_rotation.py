@@ -364,7 +364,8 @@ def test_acquire_and_release_racing_rotations_lose_no_event(state, monkeypatch):
     assert len(rotated(state)) >= 2 and reads > 0
     doctor = run_process("--format", "json", "doctor")
     rows = {c["check"]: c for c in json.loads(doctor.out)}
-    assert rows["rotated"]["status"] == "ok" and rows["replay"]["status"] == "ok", rows
+    # (a write in the last instant may have left the journal over its limit until the next write: a warning)
+    assert rows["rotated"]["status"] != "fail" and rows["replay"]["status"] == "ok", rows
 
 
 def _wait_for_background_rotations(state: Path) -> None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from lictools.errors import DamagedStateError, ForbiddenError, NotFoundError
-from lictools.stores import files
+from lictools.stores import files, rotation
 from lictools.stores.api import RotatedJournal, Store
 from lictools.timeutil import state_clock
-
-if TYPE_CHECKING:
-    from lictools.stores import rotation
 
 
 class FileStore(Store):
@@ -73,8 +70,6 @@ class FileStore(Store):
 
         One rotation at a time (``<state>.rotate.lock``); exit 4 when there is no state.
         """
-        from lictools.stores import rotation
-
         try:
             self.require_state()
         except BaseException:
@@ -83,11 +78,15 @@ class FileStore(Store):
             raise
         with rotation.claimed(self.path, self.lock_timeout, held=claim):
             seg = self._rotate(only_over_limit)
+            # a write that crossed journal_max_bytes meanwhile found the lock held and left it to us
+            for _ in range(3):
+                if seg is None or self._rotate(only_over_limit=True) is None:
+                    break
         if seg is None:
             return None
         return RotatedJournal(seg.path, seg.first, seg.last, os.lstat(seg.path).st_size)
 
-    def _rotate(self, only_over_limit: bool) -> "rotation.Segment | None":
+    def _rotate(self, only_over_limit: bool) -> rotation.Segment | None:
         """The layout's rotation, holding the rotation lock."""
         raise NotImplementedError
 
@@ -98,8 +97,6 @@ class FileStore(Store):
         rotates and the others, finding it held, start nothing.
         """
         from lictools import background
-        from lictools.stores import rotation
-
         claim = rotation.try_claim(self.path)
         if claim is not None:
             background.later("lictools.stores.rotation", "rotate_in_background", self.path, fd=claim)

@@ -23,18 +23,15 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from lictools.errors import BusyError, CannotWriteError, DamagedStateError, ForbiddenError, NotFoundError
-from lictools.stores import files, schema
+from lictools.stores import files, rotation, schema
 from lictools.stores.api import SCHEMA_VERSION, StateView, Transaction
 from lictools.stores.codec import encode_event
 from lictools.stores.filestore import FileStore
 from lictools.stores.locking import state_lock
 from lictools.stores.memory import MemoryTransaction, empty_document
-
-if TYPE_CHECKING:
-    from lictools.stores import rotation
 
 MAX_STATE_BYTES = 256 << 20
 """A larger state file is refused (exit 6) rather than read whole (a huge sparse file would take all memory)."""
@@ -104,9 +101,7 @@ class JsonFileStore(FileStore):
         settings = doc.get("settings")
         if not settings:
             return False
-        from lictools.stores.rotation import max_bytes
-
-        limit = max_bytes(settings)
+        limit = rotation.max_bytes(settings)
         return limit is not None and doc.get("journal_bytes", 0) > limit
 
     @contextmanager
@@ -210,8 +205,6 @@ class JsonFileStore(FileStore):
         twice (readers skip them by seq); after the state, the old journal's lines lie beyond what
         the state commits, and the next write starts a new file.
         """
-        from lictools.stores import rotation
-
         with state_lock(self.path, self.lock_timeout) as held, self._held_state() as (fd, doc):
             if fd is None:
                 raise NotFoundError(f"no state at {self.path} (nothing was created)")
@@ -288,8 +281,6 @@ class JsonFileStore(FileStore):
 
     def _chained(self, journal: Marks, st: os.stat_result, since_seq: int) -> Iterator[dict[str, Any]]:
         """The rotated files, then the live journal, as the document read from ``st`` describes them."""
-        from lictools.stores import rotation
-
         base, committed, total = journal
         return rotation.chained(self, since_seq, total, lambda: base + 1,
                                 lambda after: self._live_events(journal, after, st))
@@ -315,10 +306,8 @@ class JsonFileStore(FileStore):
         except FileNotFoundError:
             return
         if st is not None and self._rotated_since(base, st):  # opened after a rotation replaced it?
-            from lictools.stores.rotation import Moved
-
             os.close(fd)
-            raise Moved
+            raise rotation.Moved
         with os.fdopen(fd, "rb") as f:
             start = self._start_of(f, committed, total, since_seq) if since_seq > base and total else None
             offset, seq = start or (0, base)
@@ -374,8 +363,6 @@ class JsonFileStore(FileStore):
                                            f"({OUTGROWN_SESSIONS:,} sessions, {OUTGROWN_BYTES >> 20} MiB); every command "
                                            "reads and rewrites it all: use a state.db (SQLite) path"))
         rows.append(self._check_journal(doc))
-        from lictools.stores import rotation
-
         rows.append(rotation.check(self, marks(doc)[0] + 1, self._over_limit(doc)))
         rows.append(self._check_backup())
         return rows

@@ -23,19 +23,16 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from lictools import background
 from lictools.errors import BusyError, CannotWriteError, DamagedStateError, ForbiddenError, NotFoundError
 from lictools.model import Pool, Session
-from lictools.stores import files, schema
+from lictools.stores import files, rotation, schema
 from lictools.stores.api import StateView, Transaction
 from lictools.stores.filestore import FileStore
 from lictools.stores.locking import state_lock
 from lictools.stores.codec import decode_event, encode_event
-
-if TYPE_CHECKING:
-    from lictools.stores import rotation
 
 APPLICATION_ID = 0x4C494354  # "LICT": tells a lictools state from any other SQLite file
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -229,8 +226,6 @@ class SqliteView(StateView):
         if self.store is None:
             yield from self.table_events(since_seq)
             return
-        from lictools.stores import rotation
-
         upto = self.db.execute("SELECT max(seq) FROM events").fetchone()[0]
         yield from rotation.chained(
             self.store, since_seq, upto,
@@ -244,12 +239,10 @@ class SqliteView(StateView):
         Its size is estimated as the number of events times the mean length of the newest 64
         (the exact sum would read the whole table on every write).
         """
-        row = self.db.execute("SELECT value FROM settings WHERE key = 'journal_max_bytes'").fetchone()
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (rotation.SETTING,)).fetchone()
         if row is None:
             return False
-        from lictools.stores.rotation import max_bytes
-
-        limit = max_bytes({"journal_max_bytes": row[0]})
+        limit = rotation.max_bytes({rotation.SETTING: row[0]})
         oldest, newest = self.db.execute(EVENT_RANGE).fetchone()
         if limit is None or newest is None or newest <= oldest:
             return False
@@ -486,8 +479,6 @@ class SqliteStore(FileStore):
         row after the largest left). A crash after the file and before the delete leaves the
         events in both: readers skip them by seq.
         """
-        from lictools.stores import rotation
-
         db, _ = self._reader()
         try:
             db.execute("BEGIN")
@@ -702,8 +693,6 @@ class SqliteStore(FileStore):
                 raise DamagedStateError(f"the last good copy is not usable either: {exc.message}") from None
 
         self.close()
-        from lictools.stores import rotation
-
         with rotation.claimed(self.path, self.lock_timeout):
             kept = self.restore_from(self.path + ".bak", check, extra=("-wal", "-shm"))
             self._set_aside_later_rotations(kept)
@@ -715,8 +704,6 @@ class SqliteStore(FileStore):
         The copy's table goes on numbering events from its own newest one, so those files' seqs
         would name other events; what they record was lost with the state they belong to.
         """
-        from lictools.stores import rotation
-
         db, _ = self._reader()
         try:
             newest = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
@@ -773,8 +760,6 @@ class SqliteStore(FileStore):
                 rows.append(("counters", "fail", f"seat counters say {counted[0]} seats and {counted[1]} sessions, "
                                                  f"the sessions table {actual[0]} and {actual[1]}"))
         rows.append(self._check_journal(db, events))
-        from lictools.stores import rotation
-
         rows.append(rotation.check(self, db.execute("SELECT min(seq) FROM events").fetchone()[0],
                                    view.journal_over_limit()))
         db.execute("ROLLBACK")
