@@ -14,9 +14,20 @@ from __future__ import annotations
 import os
 
 from lictools.errors import ForbiddenError, UsageError
+from lictools.stores import rotation
 
-SETTINGS = {"admin_group": "group (name or number) whose members may run admin commands, like FlexNet's lmadmin"}
+SETTINGS = {
+    "admin_group": "group (name or number) whose members may run admin commands, like FlexNet's lmadmin",
+    rotation.SETTING: "rotate the journal into a compressed file once it holds more than this (bytes, or 64M, 1G)",
+}
 """The state-wide settings (``lictools config``, a site file's ``[settings]``) and what each means."""
+
+
+def check_setting(key: str, value: str) -> str:
+    """``value`` as setting ``key`` stores it (exit 2 when it is not one): a group that exists, a size in bytes."""
+    if key == rotation.SETTING:
+        return str(rotation.parse_size(value))
+    return check_group(value)
 
 
 def _group_id(group: str) -> int | None:

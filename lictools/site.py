@@ -301,15 +301,15 @@ class Applier:
 
     # -- settings and groups --------------------------------------------------------------
     def settings(self, wanted: dict[str, str]) -> None:
-        from lictools.permissions import check_group
+        from lictools.permissions import check_setting
 
         current = self.tx.get_settings()
         for key, value in wanted.items():
+            with at(f"settings.{key}"):
+                value = check_setting(key, value) if value else value
             if (current.get(key) or "") == value:
                 continue
             with at(f"settings.{key}"):
-                if value:
-                    check_group(value)
                 engine.set_setting(self.tx, key, value or None, host=self.host)
             self.note("change", "setting", None, key, current.get(key), value or None)
 

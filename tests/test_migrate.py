@@ -227,3 +227,17 @@ def test_a_copy_while_the_source_is_written_is_one_consistent_moment(tmp_path, l
         copied = _both(lt1, "journal", state=target).splitlines()
         assert len(copied) > 20 and copied == full[:len(copied)]
         assert replay.compare(open_store(str(target), 5)) == []
+
+
+@pytest.mark.parametrize("name", ["target.db", "target.json"])
+def test_force_over_a_target_with_rotated_journal_files_is_refused(busy, tmp_path, lt1, name):
+    """Its new journal would number from 1 again behind the old files: refused, the target unchanged."""
+    target = tmp_path / name
+    for args in (("pool", "add", "old", "--product", "generic", "--license", "x=1"),
+                 ("acquire", "old", "--feature", "x", "--session", "old-1"), ("journal", "rotate")):
+        assert lt1("--state", str(target), *args).code == 0
+    before = _both(lt1, "dump", state=target), _both(lt1, "journal", state=target)
+    refused = lt1("migrate", "--to", str(target), "--force")
+    assert refused.code == 2 and refused.out == ""
+    assert "rotated journal file(s)" in refused.err and len(refused.err.splitlines()) == 1
+    assert (_both(lt1, "dump", state=target), _both(lt1, "journal", state=target)) == before

@@ -37,13 +37,20 @@ def ok(result):
 
 @pytest.fixture
 def office(lt, clock):
+    return office_day(lt, clock)
+
+
+def office_day(lt, clock, first: tuple[tuple[str, ...], ...] = ()):
     """A day in pool ``cad`` (generic, share=user: one seat per user, 2 issued, leases never end).
 
     seats in use: 0 [0h,1h) 1 [1h,2h) 2 [2h,3h04) 1 [3h04,3h05) 2 [3h05,6h) 1 [6h,8h]
+    ``first``: commands run right after the pool is made (say, a setting).
     """
     at(clock, B)
     ok(lt("pool", "add", "cad", "--product", "generic", "--license", "solver=2",
           "--option", "share=user", "--option", "lease=0"))
+    for command in first:
+        ok(lt(*command))
 
     def acquire(user: str, session: str, when: float, code: int = 0):
         at(clock, when)
@@ -74,16 +81,20 @@ def report(lt, *args: str) -> list[dict]:
     return r.json()
 
 
+# the office day's answer over [B, B+8h]:
+# seat-seconds: 1*3600 + 2*3840 + 1*60 + 2*10500 + 1*7200 = 39540 -> 10.9833 h; issued 2 for 8 h = 57600
+WHOLE_DAY = {
+    "pool": "cad", "feature": "solver", "group": None,
+    "peak": 2, "peak_at": iso(B + 2 * H), "seat_hours": 10.9833,
+    "grants": 3, "shares": 1, "denials": 3, "true_denials": 1, "policy_denials": 0,
+    "issued": 2, "utilisation": 0.6865, "reserved_unused_hours": 0.0,
+    "since": iso(B), "until": iso(B + 8 * H),
+}
+
+
 def test_whole_day_known_answers(office):
     rows = report(office, "--since", iso(B), "--until", iso(B + 8 * H))
-    # seat-seconds: 1*3600 + 2*3840 + 1*60 + 2*10500 + 1*7200 = 39540 -> 10.9833 h; issued 2 for 8 h = 57600
-    assert rows == [{
-        "pool": "cad", "feature": "solver", "group": None,
-        "peak": 2, "peak_at": iso(B + 2 * H), "seat_hours": 10.9833,
-        "grants": 3, "shares": 1, "denials": 3, "true_denials": 1, "policy_denials": 0,
-        "issued": 2, "utilisation": 0.6865, "reserved_unused_hours": 0.0,
-        "since": iso(B), "until": iso(B + 8 * H),
-    }]
+    assert rows == [WHOLE_DAY]
     assert list(rows[0]) == COLUMNS
 
 

@@ -125,7 +125,7 @@ def test_export_then_apply_is_no_change(lt, tmp_path):
     assert lt("export", "--output", str(tmp_path / "out.toml")).code == 0
     assert (tmp_path / "out.toml").read_text().split("\n", 1)[1] == exported.out.split("\n", 1)[1]
     doc = lt("--format", "json", "export").json()
-    assert doc["pools"]["magic"]["options"] == {"version": "3.2"} and doc["settings"] == {"admin_group": "0"}
+    assert doc["pools"]["magic"]["options"] == {"version": "3.2"} and doc["settings"] == {"admin_group": "0", "journal_max_bytes": ""}
 
 
 def test_export_applied_to_an_empty_state_rebuilds_the_configuration(lt, tmp_path, monkeypatch):

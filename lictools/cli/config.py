@@ -8,7 +8,8 @@ from lictools.cli.common import example, require_admin, settings, snapshot, tran
 from lictools.permissions import SETTINGS
 
 
-@click.command(epilog=example("lictools config admin_group lmadmin", "lictools config admin_group ''   # clear"))
+@click.command(epilog=example("lictools config admin_group lmadmin", "lictools config admin_group ''   # clear",
+                              "lictools config journal_max_bytes 64M   # rotate the journal by size"))
 @click.argument("key", required=False)
 @click.argument("value", required=False)
 def config(key: str | None, value: str | None) -> None:
@@ -25,9 +26,9 @@ def config(key: str | None, value: str | None) -> None:
     with transaction() as tx:
         require_admin(tx, "config")
         if value:
-            from lictools.permissions import check_group
+            from lictools.permissions import check_setting
 
-            check_group(value)
+            value = check_setting(key, value)
         from lictools.engine import set_setting
 
         set_setting(tx, key, value or None)

@@ -1,7 +1,9 @@
 """Where reports read events from: the one place that knows the journal's files.
 
-Today that is the store's journal (``state.db``'s events table, or ``<state>.journal``); when
-rotated journal files arrive they are chained here, oldest first, and every report follows.
+That is the store's journal: its rotated files (``<state>.journal.<first>-<last>.jsonl.gz``),
+oldest first, then the live journal (``state.db``'s events table, or ``<state>.journal``). The
+stores chain them (lictools.stores.rotation), so ``Store.read_journal`` and ``StateView.journal``
+give the same events before and after a rotation, and every report follows.
 """
 
 from __future__ import annotations

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from lictools.model import Pool, Session
 
 SCHEMA_VERSION = 1
 """Version of the JSON state document this lictools writes; a newer one on disk is refused (exit 6)."""
+
+
+class RotatedJournal(NamedTuple):
+    """What one rotation moved: the events ``first_seq`` to ``last_seq`` into ``file`` (``bytes`` compressed)."""
+
+    file: str
+    first_seq: int
+    last_seq: int
+    bytes: int
 
 
 class StateView(ABC):
@@ -171,6 +180,22 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release what the store keeps open between transactions (nothing by default)."""
+
+    def rotate_journal(self, only_over_limit: bool = False, claim: int | None = None) -> RotatedJournal | None:
+        """Move the journal's older events into a compressed file beside the state (``journal rotate``).
+
+        ``only_over_limit``: only when the journal is larger than the ``journal_max_bytes``
+        setting (a write asks for that). ``claim``: a descriptor already holding the rotation
+        lock (closed here). None when there was nothing to move. Events stay readable through
+        :meth:`read_journal` and :meth:`StateView.journal`, in seq order, across the files.
+        """
+        if claim is not None:
+            import os
+
+            os.close(claim)
+        from lictools.errors import UsageError
+
+        raise UsageError("journal rotation is not available on this store")
 
     @abstractmethod
     def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:

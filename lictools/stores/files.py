@@ -231,6 +231,23 @@ def open_or_create(path: str, what: str) -> int:
     return fd
 
 
+def flock_within(fd: int, timeout: float) -> bool:
+    """Take ``flock(LOCK_EX)`` on ``fd``, retrying until ``timeout`` seconds have passed; False when not taken."""
+    import fcntl
+    import time
+
+    deadline, wait = time.monotonic() + timeout, 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(wait)
+            wait = min(wait * 2, 0.05)
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

@@ -7,8 +7,8 @@ import stat
 from typing import Callable
 
 from lictools.errors import DamagedStateError, ForbiddenError, NotFoundError
-from lictools.stores import files
-from lictools.stores.api import Store
+from lictools.stores import files, rotation
+from lictools.stores.api import RotatedJournal, Store
 from lictools.timeutil import state_clock
 
 
@@ -63,6 +63,43 @@ class FileStore(Store):
         if st is None:
             raise NotFoundError(f"no state at {self.path} (nothing was created; 'lictools pool add' creates it)")
         return st
+
+    # -- journal rotation -------------------------------------------------------------------
+    def rotate_journal(self, only_over_limit: bool = False, claim: int | None = None) -> RotatedJournal | None:
+        """Move the older journal events into ``<state>.journal.<first>-<last>.jsonl.gz`` (lictools.stores.rotation).
+
+        One rotation at a time (``<state>.rotate.lock``); exit 4 when there is no state.
+        """
+        try:
+            self.require_state()
+        except BaseException:
+            if claim is not None:
+                os.close(claim)
+            raise
+        with rotation.claimed(self.path, self.lock_timeout, held=claim):
+            seg = self._rotate(only_over_limit)
+            # a write that crossed journal_max_bytes meanwhile found the lock held and left it to us
+            for _ in range(3):
+                if seg is None or self._rotate(only_over_limit=True) is None:
+                    break
+        if seg is None:
+            return None
+        return RotatedJournal(seg.path, seg.first, seg.last, os.lstat(seg.path).st_size)
+
+    def _rotate(self, only_over_limit: bool) -> rotation.Segment | None:
+        """The layout's rotation, holding the rotation lock."""
+        raise NotImplementedError
+
+    def schedule_rotation(self) -> None:
+        """After a commit that left the journal over ``journal_max_bytes``: rotate once the command has answered.
+
+        The rotation lock is claimed here and handed to the work, so in a login storm one process
+        rotates and the others, finding it held, start nothing.
+        """
+        from lictools import background
+        claim = rotation.try_claim(self.path)
+        if claim is not None:
+            background.later("lictools.stores.rotation", "rotate_in_background", self.path, fd=claim)
 
     # -- the good copy -----------------------------------------------------------------------
     def trusted_copy(self, st: os.stat_result) -> str | None:

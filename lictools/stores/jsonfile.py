@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from lictools.errors import BusyError, CannotWriteError, DamagedStateError, ForbiddenError, NotFoundError
-from lictools.stores import files, schema
+from lictools.stores import files, rotation, schema
 from lictools.stores.api import SCHEMA_VERSION, StateView, Transaction
 from lictools.stores.codec import encode_event
 from lictools.stores.filestore import FileStore
@@ -45,12 +45,22 @@ OUTGROWN_BYTES = 2 << 20
 """Beyond these, ``doctor`` says the state has outgrown the JSON layout (README, "Limits of the JSON layout")."""
 
 
+Marks = tuple[int, int, int | None]
+"""What a state document says of its journal: (events rotated out before the live journal,
+committed bytes of the live journal, events in all)."""
+
+
+def marks(doc: dict[str, Any]) -> Marks:
+    return doc.get("journal_base", 0), doc.get("journal_bytes", 0), doc.get("seq")
+
+
 class JsonView(MemoryTransaction):
     """A snapshot of the JSON layout: the document read, and the journal up to what it had committed."""
 
-    def __init__(self, doc: dict[str, Any], now: float, store: "JsonFileStore") -> None:
+    def __init__(self, doc: dict[str, Any], now: float, store: "JsonFileStore", st: os.stat_result | None) -> None:
+        """``st``: the state file the document was read from (None: read under the state lock)."""
         super().__init__(doc, now)
-        self._journal = (store, doc.get("journal_bytes", 0), doc.get("seq"))
+        self._journal = (store, marks(doc), st)
         # events appended by a transaction, as the journal lines they become: text takes a tenth of
         # the memory of dicts, which counts for a long copy (lictools migrate of a whole journal)
         self.lines: list[str] = []
@@ -60,12 +70,13 @@ class JsonView(MemoryTransaction):
         self.dirty = True
 
     def clear_journal(self) -> None:
+        rotation.refuse_clearing(self._journal[0].path)
         super().clear_journal()
         self.lines.clear()
 
     def journal(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
-        store, committed, total = self._journal
-        return store._events(committed, total, since_seq)
+        store, journal_marks, st = self._journal
+        return store._chained(journal_marks, st, since_seq)
 
 
 class JsonFileStore(FileStore):
@@ -83,8 +94,9 @@ class JsonFileStore(FileStore):
     def transaction(self) -> Iterator[Transaction]:
         self.prepare_write()
         with state_lock(self.path, self.lock_timeout) as held, self._held_state() as (fd, doc):
-            tx = JsonView(doc, self.now(), self)
+            tx = JsonView(doc, self.now(), self, None)
             yield tx
+            rotate = False
             if tx.dirty:
                 files.check_writable(self.folder)
                 held.verify()
@@ -97,6 +109,18 @@ class JsonFileStore(FileStore):
                 except OSError as exc:
                     raise files.writing_error(exc, f"state {self.path}") from None
                 files.remove_dead_leftovers(self.path, time.time())  # a listing of the folder: cheap
+                rotate = self._over_limit(doc)
+        if rotate:
+            self.schedule_rotation()
+
+    @staticmethod
+    def _over_limit(doc: dict[str, Any]) -> bool:
+        """Is the live journal larger than the ``journal_max_bytes`` setting? (The document says: free.)"""
+        settings = doc.get("settings")
+        if not settings:
+            return False
+        limit = rotation.max_bytes(settings)
+        return limit is not None and doc.get("journal_bytes", 0) > limit
 
     @contextmanager
     def _held_state(self) -> Iterator[tuple[int | None, dict[str, Any]]]:
@@ -121,19 +145,9 @@ class JsonFileStore(FileStore):
             # a writer that did not hold our lock file replaced the state meanwhile: read the new one
 
     def _flock(self, fd: int) -> None:
-        import fcntl
-
-        deadline, wait = time.monotonic() + self.lock_timeout, 0.001
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise BusyError(f"state {self.path} is being written by a command that does not hold "
-                                    f"{self.path}.lock (was the lock file deleted?); nothing was changed") from None
-                time.sleep(wait)
-                wait = min(wait * 2, 0.05)
+        if not files.flock_within(fd, self.lock_timeout):
+            raise BusyError(f"state {self.path} is being written by a command that does not hold "
+                            f"{self.path}.lock (was the lock file deleted?); nothing was changed")
 
     def _append_journal(self, lines: list[str], committed: int) -> int:
         """Cut any uncommitted tail, append ``lines`` (encoded events), fsync; return the new committed length."""
@@ -145,7 +159,12 @@ class JsonFileStore(FileStore):
                     f"journal {self.journal_path} is shorter ({size} bytes) than the state says ({committed}): "
                     "committed events are lost; see 'lictools doctor'. Nothing was changed"
                 )
-            if size > committed:
+            if size > committed and committed == 0:
+                # a rotation that crashed before it replaced the journal (or a first write that
+                # crashed): readers of an older state may still read these lines, so start a new file
+                os.close(fd)
+                fd = self._fresh_journal()
+            elif size > committed:
                 os.ftruncate(fd, committed)
             end = committed
             for start in range(0, len(lines), APPEND_CHUNK):  # a long copy is written in pieces, not one copy more
@@ -159,17 +178,71 @@ class JsonFileStore(FileStore):
         finally:
             os.close(fd)
 
-    def _replace(self, doc: dict[str, Any], old: int | None) -> None:
-        """Write ``doc`` to a fresh file and rename it over the state (the old file becomes ``<state>.bak``)."""
+    def _replace(self, doc: dict[str, Any], old: int | None, new_is_good_copy: bool = False) -> None:
+        """Write ``doc`` to a fresh file and rename it over the state (the old file becomes ``<state>.bak``).
+
+        ``new_is_good_copy``: the new file becomes ``<state>.bak`` too (after a rotation, the old
+        document describes a live journal that is gone).
+        """
+        data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+        if new_is_good_copy:
+            self._write_new(f"{self.path}.bak", data, "the good copy")
+        elif old is not None:
+            self._keep_good_copy(old)
         fd, temp = files.create_exclusive(f"{self.path}.tmp-")
         try:
-            files.write_all(fd, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
+            files.write_all(fd, data)
             os.fsync(fd)
-            if old is not None:
-                self._keep_good_copy(old)
             files.publish(fd, temp, self.path, "the state", replace=old is not None)
         finally:
             files.discard(fd, temp)
+
+    def _write_new(self, path: str, data: bytes, what: str) -> None:
+        """Put a new file holding ``data`` at ``path`` (temporary name, fsync, rename)."""
+        fd, temp = files.create_exclusive(f"{path}.tmp-")
+        try:
+            files.write_all(fd, data)
+            os.fsync(fd)
+            files.publish(fd, temp, path, what, sync=False)
+        finally:
+            files.discard(fd, temp)
+
+    def _fresh_journal(self) -> int:
+        """A new, empty ``<state>.journal`` put in place by rename (a reader holding the old one keeps it); its descriptor."""
+        fd, temp = files.create_exclusive(f"{self.path}.tmp-")
+        try:
+            os.fsync(fd)
+            files.publish(fd, temp, self.journal_path, "the journal")
+        except BaseException:
+            files.discard(fd, temp)
+            raise
+        return fd
+
+    # -- rotation ------------------------------------------------------------------------
+    def _rotate(self, only_over_limit: bool) -> rotation.Segment | None:
+        """Move the whole live journal into a rotated file, under the state lock.
+
+        In this order: the file (durable); the state, saying the live journal starts after it,
+        empty; a new empty ``<state>.journal`` by rename. A crash after the file leaves its events
+        twice (readers skip them by seq); after the state, the old journal's lines lie beyond what
+        the state commits, and the next write starts a new file.
+        """
+        with state_lock(self.path, self.lock_timeout) as held, self._held_state() as (fd, doc):
+            if fd is None:
+                raise NotFoundError(f"no state at {self.path} (nothing was created)")
+            base, committed, total = marks(doc)
+            if not total or total <= base or (only_over_limit and not self._over_limit(doc)):
+                return None
+            files.check_writable(self.folder)
+            seg = rotation.write_segment(self, self._live_events((base, committed, total), base, None), base + 1, total)
+            held.verify()
+            doc["journal_base"], doc["journal_bytes"] = total, 0
+            try:
+                self._replace(doc, fd, new_is_good_copy=True)
+                os.close(self._fresh_journal())
+            except OSError as exc:
+                raise files.writing_error(exc, f"state {self.path}") from None
+            return seg
 
     def _keep_good_copy(self, old: int) -> None:
         """Hard-link the state being replaced (it loaded fine) as ``<state>.bak``: no copy, no extra fsync.
@@ -204,37 +277,66 @@ class JsonFileStore(FileStore):
             )
         return schema.document(doc, where)
 
-    def _snapshot(self) -> dict[str, Any]:
+    def _snapshot(self) -> tuple[dict[str, Any], os.stat_result]:
+        """The state document as it is now, and the stat of the file it was read from."""
         self.require_state()
         try:
             fd, st = files.open_regular(self.path, "state")
         except FileNotFoundError:
             raise NotFoundError(f"no state at {self.path} (nothing was created)") from None
         try:
-            return self._parse(fd, st)
+            return self._parse(fd, st), st
         finally:
             os.close(fd)
 
     @contextmanager
     def read(self, include_expired: bool = False) -> Iterator[StateView]:
-        doc = self._snapshot()
+        doc, st = self._snapshot()
         now = self.now()
         if not include_expired:
             doc["sessions"] = {k: s for k, s in doc["sessions"].items() if s["expires"] is None or s["expires"] > now}
-        yield JsonView(doc, now, self)
+        yield JsonView(doc, now, self, st)
 
     def read_journal(self, since_seq: int = 0) -> Iterable[dict[str, Any]]:
-        doc = self._snapshot()
-        yield from self._events(doc.get("journal_bytes", 0), doc.get("seq"), since_seq)
+        doc, st = self._snapshot()
+        yield from self._chained(marks(doc), st, since_seq)
 
-    def _events(self, committed: int, total: int | None, since_seq: int) -> Iterator[dict[str, Any]]:
-        """Committed events after ``since_seq``; a tail is found from the end, so memory stays bounded."""
+    def _chained(self, journal: Marks, st: os.stat_result | None, since_seq: int) -> Iterator[dict[str, Any]]:
+        """The rotated files, then the live journal, as the document read from ``st`` describes them."""
+        base, committed, total = journal
+        return rotation.chained(self, since_seq, total, lambda: base + 1,
+                                lambda after: self._live_events(journal, after, st))
+
+    def _rotated_since(self, base: int, st: os.stat_result) -> bool:
+        """Was the journal rotated since the state file ``st`` (whose journal started after ``base``) was read?"""
+        try:
+            now = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        # the inode alone is not enough: once the file read is gone (two writes later), a new state file
+        # may get its number; size and times tell them apart (a false "changed" only costs a re-read)
+        if files.same_file(now, st) and (now.st_size, now.st_mtime_ns, now.st_ctime_ns) == (
+                st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+            return False
+        return marks(self._snapshot()[0])[0] != base
+
+    def _live_events(self, journal: Marks, since_seq: int, st: os.stat_result | None) -> Iterator[dict[str, Any]]:
+        """Committed events of ``<state>.journal`` after ``since_seq``; a tail is found from the end, so memory
+        stays bounded. ``st``: the state file the marks were read from (None: under the state lock); when
+        the journal was rotated since, :class:`rotation.Moved` is raised before anything is read."""
+        base, committed, total = journal
+        if not committed:
+            return
         try:
             fd, _ = files.open_regular(self.journal_path, "journal")
         except FileNotFoundError:
             return
+        if st is not None and self._rotated_since(base, st):  # opened after a rotation replaced it?
+            os.close(fd)
+            raise rotation.Moved
         with os.fdopen(fd, "rb") as f:
-            offset, seq = self._start_of(f, committed, total, since_seq) if since_seq and total else (0, 0)
+            start = self._start_of(f, committed, total, since_seq) if since_seq > base and total else None
+            offset, seq = start or (0, base)
             f.seek(offset)
             while offset < committed:
                 line = f.readline(min(MAX_EVENT_BYTES, committed - offset))
@@ -249,11 +351,11 @@ class JsonFileStore(FileStore):
                     yield event
 
     @staticmethod
-    def _start_of(f: Any, committed: int, total: int, since_seq: int) -> tuple[int, int]:
+    def _start_of(f: Any, committed: int, total: int, since_seq: int) -> tuple[int, int] | None:
         """(offset, seq before it) of the first event after ``since_seq``, counting lines back from the end.
 
-        Falls back to (0, 0), a read from the start, when the journal has fewer lines than the
-        state counts (a damaged journal: the forward read numbers them as they are).
+        None (read from the start) when the journal has fewer lines than the state counts (a
+        damaged journal: the forward read numbers them as they are).
         """
         wanted = total - since_seq  # events to return; their start is just after newline number wanted + 1 from the end
         if wanted <= 0:
@@ -272,12 +374,12 @@ class JsonFileStore(FileStore):
                 if seen == wanted + 1:
                     return start + index + 1, since_seq
             end = start
-        return 0, 0
+        return None
 
     # -- doctor --------------------------------------------------------------------------
     def check(self) -> list[tuple[str, str, str]]:
         try:
-            doc = self._snapshot()
+            doc, _ = self._snapshot()
         except (DamagedStateError, ForbiddenError, CannotWriteError) as exc:
             return [("state", "fail", exc.message), self._check_backup()]
         sessions, size = len(doc["sessions"]), os.stat(self.path).st_size
@@ -287,11 +389,13 @@ class JsonFileStore(FileStore):
                                            f"({OUTGROWN_SESSIONS:,} sessions, {OUTGROWN_BYTES >> 20} MiB); every command "
                                            "reads and rewrites it all: use a state.db (SQLite) path"))
         rows.append(self._check_journal(doc))
+        rows.append(rotation.check(self, marks(doc)[0] + 1, self._over_limit(doc)))
         rows.append(self._check_backup())
         return rows
 
     def _check_journal(self, doc: dict[str, Any]) -> tuple[str, str, str]:
-        committed, total = doc.get("journal_bytes", 0), doc.get("seq", 0)
+        base, committed, total = marks(doc)
+        total = total or 0
         try:
             size = os.lstat(self.journal_path).st_size
         except FileNotFoundError:
@@ -300,7 +404,7 @@ class JsonFileStore(FileStore):
             return ("journal", "fail", f"{self.journal_path} is shorter ({size} bytes) than committed ({committed})")
         count, back, first_back, last = 0, 0, None, None
         try:
-            for event in self._events(committed, total, 0):
+            for event in self._live_events((base, committed, total), base, None):
                 count += 1
                 ts = event.get("ts")
                 if isinstance(ts, (int, float)) and last is not None and ts < last:
@@ -309,8 +413,8 @@ class JsonFileStore(FileStore):
                 last = ts if isinstance(ts, (int, float)) else last
         except DamagedStateError as exc:
             return ("journal", "fail", exc.message)
-        if count != total:
-            return ("journal", "fail", f"{self.journal_path} holds {count} event(s), the state counts {total}")
+        if count != total - base:
+            return ("journal", "fail", f"{self.journal_path} holds {count} event(s), the state counts {total - base}")
         tail = f"; {size - committed} byte(s) after the last commit (a crashed write, cut by the next command)" \
             if size > committed else ""
         if back:

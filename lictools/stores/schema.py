@@ -195,7 +195,7 @@ def document(doc: Any, where: str) -> dict[str, Any]:
             raise _damaged(where, f"its {key} are {_shown(doc.get(key))}, not an object")
     if "settings" in doc and not _text_map(doc["settings"]):
         raise _damaged(where, f"its settings are {_shown(doc['settings'])}")
-    for key in ("journal_bytes", "seq"):
+    for key in ("journal_bytes", "seq", "journal_base"):
         if key in doc and not _count(doc[key]):
             raise _damaged(where, f"{key} is {_shown(doc[key])}")
     for name, p in doc["pools"].items():

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 from lictools import background
 from lictools.errors import BusyError, CannotWriteError, DamagedStateError, ForbiddenError, NotFoundError
 from lictools.model import Pool, Session
-from lictools.stores import files, schema
+from lictools.stores import files, rotation, schema
 from lictools.stores.api import StateView, Transaction
 from lictools.stores.filestore import FileStore
 from lictools.stores.locking import state_lock
@@ -133,6 +133,10 @@ BACKUP_RATE = 1 << 20
 """Bytes per second of state a good copy may cost on average: a larger state is copied less often
 (at most every size / rate seconds), so the background copies stay a small part of the disk's work."""
 
+EVENT_RANGE = "SELECT (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)"
+"""The first and last seq of the events table: two index lookups (``min(seq), max(seq)`` in one
+SELECT would read the whole table)."""
+
 # criteria answered by a column; anything else is filtered from the document
 _COLUMNS = {"id", "pool", "feature", "seat", "seat_project"}
 _LIVE = " AND (expires IS NULL OR expires > ?)"
@@ -146,8 +150,10 @@ outside the state lock (a checkpoint there could make a concurrent writer see 'd
 class SqliteView(StateView):
     """Reads of one SQLite snapshot; with ``live_at`` set, sessions whose lease ended by then are left out."""
 
-    def __init__(self, db: sqlite3.Connection, now: float, where: str, live_at: float | None, counters: bool) -> None:
+    def __init__(self, db: sqlite3.Connection, now: float, where: str, live_at: float | None, counters: bool,
+                 store: SqliteStore | None = None) -> None:
         self.db = db
+        self.store = store  # whose rotated journal files come before the events table
         self.now = now
         self.where = where
         self._live = _LIVE if live_at is not None else ""
@@ -219,7 +225,38 @@ class SqliteView(StateView):
         return dict(self.db.execute("SELECT key, value FROM settings"))
 
     def journal(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
-        for seq, doc in self.db.execute("SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq", (since_seq,)):
+        """The rotated files, then the events table, as of this snapshot (nothing newer than its last event)."""
+        if self.store is None:
+            yield from self.table_events(since_seq)
+            return
+        upto = self.db.execute("SELECT max(seq) FROM events").fetchone()[0]
+        yield from rotation.chained(
+            self.store, since_seq, upto,
+            lambda: self.db.execute("SELECT min(seq) FROM events").fetchone()[0],
+            lambda after: self.table_events(after, upto),
+        )
+
+    def journal_over_limit(self) -> bool:
+        """Is the events table larger than the ``journal_max_bytes`` setting? (Cheap: a few index lookups.)
+
+        Its size is estimated as the number of events times the mean length of the newest 64
+        (the exact sum would read the whole table on every write).
+        """
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (rotation.SETTING,)).fetchone()
+        if row is None:
+            return False
+        limit = rotation.max_bytes({rotation.SETTING: row[0]})
+        oldest, newest = self.db.execute(EVENT_RANGE).fetchone()
+        if limit is None or newest is None or newest <= oldest:
+            return False
+        mean = self.db.execute("SELECT avg(length(CAST(doc AS BLOB))) + 1 FROM "
+                               "(SELECT doc FROM events ORDER BY seq DESC LIMIT 64)").fetchone()[0]
+        return bool((newest - oldest + 1) * mean > limit)
+
+    def table_events(self, since_seq: int, upto: int | None = None) -> Iterator[dict[str, Any]]:
+        """The events still in the table after ``since_seq`` (and up to ``upto``)."""
+        sql = "SELECT seq, doc FROM events WHERE seq > ?" + (" AND seq <= ?" if upto is not None else "") + " ORDER BY seq"
+        for seq, doc in self.db.execute(sql, (since_seq,) if upto is None else (since_seq, upto)):
             event = schema.event(doc, f"{self.where}: journal event {seq}")
             event["seq"] = seq
             yield event
@@ -228,8 +265,8 @@ class SqliteView(StateView):
 class SqliteTransaction(SqliteView, Transaction):
     """A write transaction: every stored session is visible (``engine.reap`` ends the expired ones)."""
 
-    def __init__(self, db: sqlite3.Connection, now: float, where: str) -> None:
-        super().__init__(db, now, where, live_at=None, counters=True)
+    def __init__(self, db: sqlite3.Connection, now: float, where: str, store: SqliteStore | None = None) -> None:
+        super().__init__(db, now, where, live_at=None, counters=True, store=store)
 
     def put_pool(self, pool: Pool) -> None:
         import json
@@ -272,7 +309,13 @@ class SqliteTransaction(SqliteView, Transaction):
         self.db.execute("INSERT INTO events (doc) VALUES (?)", (encode_event(event),))
 
     def clear_journal(self) -> None:
+        if self.store is not None:
+            rotation.refuse_clearing(self.store.path)
         self.db.execute("DELETE FROM events")  # seq is the rowid: an empty table numbers from 1 again
+
+    def forget_events(self, upto: int) -> None:
+        """Delete the events up to ``upto`` from the table (a rotation, once they are in a file)."""
+        self.db.execute("DELETE FROM events WHERE seq <= ?", (upto,))
 
 
 class SqliteStore(FileStore):
@@ -300,7 +343,9 @@ class SqliteStore(FileStore):
             try:
                 db.execute("BEGIN IMMEDIATE")
                 self._upgrade(db)
-                yield SqliteTransaction(db, self.now(), self.where)
+                tx = SqliteTransaction(db, self.now(), self.where, self)
+                yield tx
+                rotate = tx.journal_over_limit()
                 db.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 self._rollback(db)
@@ -318,6 +363,8 @@ class SqliteStore(FileStore):
                     # not overlap the next command's transaction (it would see "database is locked")
                     self.close()
         self._schedule_backup()
+        if rotate:
+            self.schedule_rotation()
 
     def _connection(self) -> sqlite3.Connection:
         """The writer's connection; with ``keep_open`` kept across transactions while the file stays the same.
@@ -404,7 +451,7 @@ class SqliteStore(FileStore):
             db.execute("BEGIN")
             db.execute("SELECT 1 FROM pools LIMIT 1").fetchone()  # the snapshot starts here
             now = self.now()
-            yield SqliteView(db, now, self.where, None if include_expired else now, counters=version >= 2)
+            yield SqliteView(db, now, self.where, None if include_expired else now, counters=version >= 2, store=self)
         except sqlite3.DatabaseError as exc:
             raise self._translate(exc) from None
         finally:
@@ -424,11 +471,41 @@ class SqliteStore(FileStore):
         self.require_state()
         db, _ = self._reader()
         try:
-            yield from SqliteView(db, 0.0, self.where, None, counters=False).journal(since_seq)
+            db.execute("BEGIN")
+            db.execute("SELECT 1 FROM events LIMIT 1").fetchone()  # the snapshot starts before the files are listed
+            yield from SqliteView(db, 0.0, self.where, None, counters=False, store=self).journal(since_seq)
         except sqlite3.DatabaseError as exc:
             raise self._translate(exc) from None
         finally:
+            self._rollback(db)
             db.close()
+
+    def _rotate(self, only_over_limit: bool) -> rotation.Segment | None:
+        """Write every event but the newest from a snapshot into a file (writers go on), then delete them under the lock.
+
+        The newest stays in the table, so new events keep counting on from it (SQLite numbers a
+        row after the largest left). A crash after the file and before the delete leaves the
+        events in both: readers skip them by seq.
+        """
+        db, _ = self._reader()
+        try:
+            db.execute("BEGIN")
+            view = SqliteView(db, 0.0, self.where, None, counters=False)
+            if only_over_limit and not view.journal_over_limit():
+                return None
+            oldest, newest = db.execute(EVENT_RANGE).fetchone()
+            if newest is None or oldest >= newest:
+                return None
+            seg = rotation.write_segment(self, view.table_events(oldest - 1, newest - 1), oldest, newest - 1)
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from None
+        finally:
+            self._rollback(db)
+            db.close()
+        with self.transaction() as tx:
+            assert isinstance(tx, SqliteTransaction)
+            tx.forget_events(seg.last)
+        return seg
 
     # -- opening the file ----------------------------------------------------------------
     def _uri(self, mode: str) -> str:
@@ -624,7 +701,25 @@ class SqliteStore(FileStore):
                 raise DamagedStateError(f"the last good copy is not usable either: {exc.message}") from None
 
         self.close()
-        return self.restore_from(self.path + ".bak", check, extra=("-wal", "-shm"))
+        with rotation.claimed(self.path, self.lock_timeout):
+            kept = self.restore_from(self.path + ".bak", check, extra=("-wal", "-shm"))
+            self._set_aside_later_rotations(kept)
+        return kept
+
+    def _set_aside_later_rotations(self, kept: str) -> None:
+        """Move rotated files holding events newer than the restored copy's beside the replaced state.
+
+        The copy's table goes on numbering events from its own newest one, so those files' seqs
+        would name other events; what they record was lost with the state they belong to.
+        """
+        db, _ = self._reader()
+        try:
+            newest = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        finally:
+            db.close()
+        for seg in rotation.segments(self.path):
+            if seg.last > newest:
+                os.rename(seg.path, kept + seg.path[len(self.path):])
 
     # -- doctor --------------------------------------------------------------------------
     def check(self) -> list[tuple[str, str, str]]:
@@ -673,6 +768,8 @@ class SqliteStore(FileStore):
                 rows.append(("counters", "fail", f"seat counters say {counted[0]} seats and {counted[1]} sessions, "
                                                  f"the sessions table {actual[0]} and {actual[1]}"))
         rows.append(self._check_journal(db, events))
+        rows.append(rotation.check(self, db.execute("SELECT min(seq) FROM events").fetchone()[0],
+                                   view.journal_over_limit()))
         db.execute("ROLLBACK")
         return rows
 
