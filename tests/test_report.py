@@ -379,13 +379,14 @@ def test_memory_stays_bounded_whatever_the_journal_length():
             yield from tx.events
 
     peaks = []
-    for cycles in (500, 5000):
+    for cycles in (500, 500, 5000):  # the first run warms caches (imports, interned strings): not compared
         tracemalloc.start()
         fold = UsageFold(B, B + 10 * 5000, dims=("user", "host"), slots=720).feed(journal(cycles)).finish()
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert fold.rows()[0]["denials"] == cycles
-    assert peaks[1] < peaks[0] * 1.5, peaks
+    # kept events would cost megabytes more at 5,000 cycles; noise (allocator, gc timing) is tens of KB
+    assert peaks[2] < peaks[1] * 2, peaks
 
 
 def test_journal_decoder_reads_events_and_refuses_damaged_text():
