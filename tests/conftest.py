@@ -145,11 +145,53 @@ def clock(monkeypatch):
     return Clock(monkeypatch)
 
 
-@pytest.fixture(params=[SqliteStore, JsonFileStore], ids=["sqlite", "json"])
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL 15 cluster for the whole run (tests/pgcluster.py), removed at the end.
+
+    Skipped, saying why, where none can be started; a failure instead with LICTOOLS_REQUIRE_POSTGRES=1 (CI).
+    """
+    from tests.pgcluster import REQUIRE_ENV, Cluster, why_not
+
+    def unavailable(reason: str):
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but no PostgreSQL cluster: {reason}", pytrace=False)
+        pytest.skip(f"no PostgreSQL cluster: {reason}")
+
+    reason = why_not()
+    if reason:
+        unavailable(reason)
+    try:
+        cluster = Cluster()
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        unavailable(f"initdb/pg_ctl failed: {detail.strip()[-300:]}")
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster):
+    """The URL of a fresh, empty database in the test cluster."""
+    return pg_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "json", "postgres"])
 def store(request, tmp_path):
-    """Each embedded store, on a fresh state file (the contract both must keep)."""
-    suffix = ".json" if request.param is JsonFileStore else ".db"
-    return request.param(str(tmp_path / f"state{suffix}"), lock_timeout=5)
+    """Each store, on a fresh state (the contract every store must keep)."""
+    if request.param == "postgres":
+        from lictools.stores.postgres import PostgresStore
+
+        made = PostgresStore(request.getfixturevalue("pg_url"), lock_timeout=5)
+        yield made
+        made.close()
+        return
+    if request.param == "json":
+        yield JsonFileStore(str(tmp_path / "state.json"), lock_timeout=5)
+    else:
+        yield SqliteStore(str(tmp_path / "state.db"), lock_timeout=5)
 
 
 @pytest.fixture

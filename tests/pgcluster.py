@@ -1,0 +1,107 @@
+"""A throwaway PostgreSQL 15 cluster for the tests and the benchmark: ``initdb`` + ``pg_ctl``, Unix socket only.
+
+As root the cluster runs as the ``postgres`` account (PostgreSQL refuses to run as root), in a
+folder under /tmp that account owns; it listens on no TCP port, only on a socket in that folder,
+and trusts every local connection. :meth:`Cluster.remove` stops it and deletes the folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+
+BIN_DIRS = ["/usr/lib/postgresql/15/bin"]
+REQUIRE_ENV = "LICTOOLS_REQUIRE_POSTGRES"
+"""Set to 1 (CI does) to make a cluster that cannot start a failure instead of a skip."""
+
+
+def find_bin() -> str | None:
+    """The folder holding PostgreSQL 15's initdb and pg_ctl, or None."""
+    for folder in BIN_DIRS:
+        if os.access(os.path.join(folder, "initdb"), os.X_OK) and os.access(os.path.join(folder, "pg_ctl"), os.X_OK):
+            return folder
+    found = shutil.which("initdb")
+    return os.path.dirname(os.path.realpath(found)) if found else None
+
+
+def why_not() -> str | None:
+    """Why no cluster can be started here, or None."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[postgres]')"
+    if find_bin() is None:
+        return "PostgreSQL 15 (initdb, pg_ctl) is not installed (apt-get install postgresql)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no postgres account to run the server as"
+        if shutil.which("runuser") is None:
+            return "running as root without runuser(1) to start the server as postgres"
+    return None
+
+
+class Cluster:
+    """One running cluster; :meth:`url` names a database in it, :meth:`new_database` makes a fresh one."""
+
+    def __init__(self, fsync: bool = False) -> None:
+        self.bin = find_bin() or "/usr/lib/postgresql/15/bin"
+        self.as_postgres = os.geteuid() == 0
+        self.folder = tempfile.mkdtemp(prefix="lictools-pg-", dir="/tmp")
+        self.data = os.path.join(self.folder, "data")
+        self.socket_dir = self.folder
+        self.user = "postgres" if self.as_postgres else pwd.getpwuid(os.geteuid()).pw_name
+        self._names = itertools.count(1)
+        if self.as_postgres:
+            account = pwd.getpwnam("postgres")
+            os.chown(self.folder, account.pw_uid, account.pw_gid)
+        os.chmod(self.folder, 0o755)  # clients of every account reach the socket
+        try:
+            self._run("initdb", "-D", self.data, "-A", "trust", "-U", self.user, "-E", "UTF8", "--locale=C",
+                      "--no-sync")
+            self.settings = [f"-k {self.folder}", "-c listen_addresses=''", "-c max_connections=300",
+                             "-c shared_buffers=32MB", "-c log_min_messages=fatal"]
+            if not fsync:
+                self.settings += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+            self.start()
+        except BaseException:
+            self.remove()
+            raise
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [os.path.join(self.bin, tool), *args]
+        if self.as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120, cwd="/")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.folder, "log"), "-w", "-t", "60",
+                  "-o", " ".join(self.settings), "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop", check=False)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@/{database}?host={self.folder}"
+
+    def admin(self) -> "psycopg.Connection":  # type: ignore[name-defined]  # noqa: F821
+        import psycopg
+
+        return psycopg.connect(self.url(), autocommit=True)
+
+    def new_database(self) -> str:
+        """A fresh empty database; its URL."""
+        name = f"t{os.getpid()}_{next(self._names)}"
+        with self.admin() as db:
+            db.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+        return self.url(name)
+
+    def remove(self) -> None:
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
