@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 
 BIN_DIRS = ["/usr/lib/postgresql/15/bin"]
+PASSWORD_ROLE = "lictools_pw"
+"""The one role of a test cluster that must give its password (see :meth:`Cluster.add_password_role`)."""
 REQUIRE_ENV = "LICTOOLS_REQUIRE_POSTGRES"
 """Set to 1 (CI does) to make a cluster that cannot start a failure instead of a skip."""
 
@@ -64,6 +66,9 @@ class Cluster:
         try:
             self._run("initdb", "-D", self.data, "-A", "trust", "-U", self.user, "-E", "UTF8", "--locale=C",
                       "--no-sync")
+            # PASSWORD_ROLE logs in with a password (tests of credentials); every other role is trusted
+            with open(os.path.join(self.data, "pg_hba.conf"), "w") as hba:
+                hba.write(f"local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n")
             self.settings = [f"-k {self.folder}", "-c listen_addresses=''", "-c max_connections=300",
                              "-c shared_buffers=32MB", "-c log_min_messages=fatal"]
             if not fsync:
@@ -100,6 +105,12 @@ class Cluster:
         with self.admin() as db:
             db.execute(f"CREATE DATABASE {name} TEMPLATE template0")
         return self.url(name)
+
+    def add_password_role(self, password: str) -> None:
+        """Create PASSWORD_ROLE (a superuser: it creates the lictools schema) with ``password``."""
+        with self.admin() as db:
+            db.execute(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}")
+            db.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{password}'")
 
     def remove(self) -> None:
         if os.path.exists(os.path.join(self.data, "postmaster.pid")):
