@@ -26,6 +26,10 @@ def find_bin() -> str | None:
     for folder in BIN_DIRS:
         if os.access(os.path.join(folder, "initdb"), os.X_OK) and os.access(os.path.join(folder, "pg_ctl"), os.X_OK):
             return folder
+    import glob
+
+    for initdb in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True):  # another Debian release
+        return os.path.dirname(initdb)
     found = shutil.which("initdb")
     return os.path.dirname(os.path.realpath(found)) if found else None
 

@@ -239,6 +239,12 @@ class PostgresTransaction(PostgresView, Transaction):
         self.write_journal()
         return super().journal(since_seq)
 
+    def clear_journal(self) -> None:
+        """Drop every journal event (``migrate --force``): the next one appended is numbered 1."""
+        self.events.clear()
+        self.db.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK,))
+        self.db.execute("DELETE FROM events")
+
 
 class PostgresStore(Store):
     """The state in the ``lictools`` schema of the PostgreSQL database a ``postgresql://`` URL names."""
