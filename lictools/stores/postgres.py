@@ -418,6 +418,7 @@ class PostgresStore(Store):
         """A psycopg error as the exit code it means, in one line naming the server (never the password)."""
         # libpq's first line, without what this line says anyway ("connection to server on socket ... failed:")
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rpartition(" failed: ")[2]
+        text = text.removeprefix("FATAL:").removeprefix("ERROR:").strip()
         at = f"the PostgreSQL server at {self.server}"
         lowered = text.lower()
         if isinstance(exc, (pg.LockNotAvailable, pg.QueryCanceled)):
@@ -438,7 +439,9 @@ class PostgresStore(Store):
             if committing:
                 return BusyError(f"lost the connection to {at} while committing ({text}): the change may or may "
                                  "not have been made; check with 'lictools users'")
-            return BusyError(f"cannot reach {at} ({text}); nothing was changed")
+            if db is None:
+                return BusyError(f"cannot reach {at} ({text}); nothing was changed")
+            return BusyError(f"lost the connection to {at} ({text}); nothing was changed")
         return DamagedStateError(f"{self.where} on {at}: {text}; nothing was changed")
 
     # -- doctor --------------------------------------------------------------------------
