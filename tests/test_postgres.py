@@ -247,3 +247,108 @@ def test_acquire_on_a_file_state_never_imports_psycopg(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, LICTOOLS_STATE=str(tmp_path / "state.db")))
     assert proc.stdout.splitlines()[-1] == "0 False", proc.stderr
+
+
+# --------------------------------------------------------------------------- transactions, in one process
+def two_stores(url: str):
+    """Two stores on one database, as two commands (two connections) on two hosts."""
+    from lictools.stores.postgres import PostgresStore
+
+    return PostgresStore(url, lock_timeout=30), PostgresStore(url, lock_timeout=30)
+
+
+def test_journal_numbers_follow_commit_order(pg_url, clock):
+    from lictools import engine
+
+    first, second = two_stores(pg_url)
+    with first.transaction() as t:  # the first write creates the schema (the next commands wait for it)
+        engine.add_pool(t, "o", "generic", {"f": 1}, {})
+    with first.transaction() as early:
+        engine.add_pool(early, "p", "generic", {"f": 1}, {})  # appended first ...
+        with second.transaction() as late:
+            engine.add_pool(late, "q", "generic", {"f": 1}, {})  # ... committed first
+    events = [(e["seq"], e["pool"]) for e in first.read_journal()]
+    assert events == [(1, "o"), (2, "q"), (3, "p")]
+    # a reader that saw seq 2 when q was committed misses nothing
+    assert [e["pool"] for e in first.read_journal(since_seq=2)] == ["p"]
+
+
+def test_two_commands_reaping_one_expired_session_end_it_once(pg_url, pg_cluster, clock):
+    import threading
+
+    from lictools import engine
+    from tests.test_engine import req
+
+    first, second = two_stores(pg_url)
+    with first.transaction() as t:
+        engine.add_pool(t, "p", "generic", {"f": 2}, {"lease": "60"})
+        engine.add_pool(t, "q", "generic", {"f": 2}, {})
+        engine.acquire(t, req(session="old"))
+    clock.advance(120)
+    outcome = {}
+
+    def other_command():
+        with second.transaction() as t:
+            outcome["reaped"] = [s.id for s in engine.reap(t)]
+            outcome["granted"] = engine.acquire(t, req(pool="q", session="other")).granted
+
+    with first.transaction() as t:
+        assert [s.id for s in engine.reap(t)] == ["old"]  # holds the expired row's lock until the commit
+        racer = threading.Thread(target=other_command)
+        racer.start()
+        wait_for_lock_wait(pg_cluster, pg_url)
+        assert engine.acquire(t, req(session="new")).granted
+    racer.join(timeout=30)
+    assert outcome == {"reaped": [], "granted": True}
+    kinds = [(e["event"], e.get("session")) for e in first.read_journal()]
+    assert kinds.count(("expire", "old")) == 1
+    with first.read() as view:
+        assert sorted(s.id for s in view.find_sessions()) == ["new", "other"]
+
+
+def wait_for_lock_wait(cluster, url: str) -> None:
+    """Until a lictools connection waits for a lock (the other command is blocked where the test wants)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not sql(cluster, url, "SELECT 1 FROM pg_stat_activity WHERE "
+                                                  "application_name = 'lictools' AND wait_event_type = 'Lock'"):
+        time.sleep(0.02)
+
+
+def test_concurrent_pool_add_of_one_name_is_refused_not_overwritten(pg_url, pg_cluster):
+    import threading
+
+    from lictools import engine
+    from lictools.errors import BusyError
+
+    first, second = two_stores(pg_url)
+    with first.transaction() as t:  # the schema exists: what remains is the two adds
+        engine.add_pool(t, "other", "generic", {"f": 1}, {})
+    outcome = {}
+
+    def late_add():
+        try:
+            with second.transaction() as late:
+                engine.add_pool(late, "p", "aveva-batch", {"dev": 3}, {})
+        except BusyError as exc:
+            outcome["error"] = exc.message
+
+    with first.transaction() as early:
+        engine.add_pool(early, "p", "generic", {"f": 1}, {})
+        racer = threading.Thread(target=late_add)
+        racer.start()
+        wait_for_lock_wait(pg_cluster, pg_url)  # the late add waits on the name the early one inserted
+    racer.join(timeout=30)
+    assert "at the same time" in outcome["error"]
+    with first.read() as view:
+        assert view.get_pool("p").product == "generic"
+    assert [e["pool"] for e in first.read_journal()] == ["other", "p"]
+
+
+def test_doctor_fails_a_journal_row_that_is_not_json(pg_state, pg_cluster):
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "f=1").code == 0
+    sql(pg_cluster, pg_state, "INSERT INTO lictools.events (seq, doc) VALUES (2, '{not json')")
+    result = run_process("--format", "json", "doctor")
+    assert result.code == 6 and "Traceback" not in result.err
+    rows = {row["check"]: row for row in json.loads(result.out)}
+    assert rows["journal"]["status"] == "fail" and "not valid JSON" in rows["journal"]["detail"]
+    assert run_process("journal").code == 6  # the journal command refuses it too, in one line

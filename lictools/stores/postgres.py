@@ -27,6 +27,7 @@ fact in one place beats a trigger layer in PL/pgSQL (docs/performance.md).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -71,6 +72,8 @@ SCHEMA_LOCK = 0x4C494355  # held while the first write creates the schema
 NODE_CLOCK_TOLERANCE = 5.0
 """Seconds a client's clock may differ from the server's before ``doctor`` warns about it."""
 
+_CURSORS = itertools.count(1)
+"""Names of server-side cursors (unique in a connection: two journal reads may overlap)."""
 _COLUMNS = {"id", "pool", "feature", "seat", "seat_project"}
 _LIVE = " AND (expires IS NULL OR expires > %s)"
 _STATE_QUERY = (
@@ -154,7 +157,7 @@ class PostgresView(StateView):
 
     def journal(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
         # a server-side cursor: bounded memory however long the journal is
-        with self.db.cursor(name="lictools_journal") as rows:
+        with self.db.cursor(name=f"lictools_journal_{next(_CURSORS)}") as rows:
             rows.itersize = 2000
             rows.execute("SELECT seq, doc FROM events WHERE seq > %s ORDER BY seq", (since_seq,))
             for seq, doc in rows:
@@ -466,10 +469,13 @@ class PostgresStore(Store):
             off = db.execute(
                 "SELECT coalesce(node, '?'), count(*), max(clock_skew) FROM sessions WHERE abs(clock_skew) > %s "
                 "GROUP BY node ORDER BY max(abs(clock_skew)) DESC", (NODE_CLOCK_TOLERANCE,)).fetchall()
-            backwards = db.execute(
-                "SELECT count(*) FROM (SELECT (doc::jsonb->>'ts')::float8 AS ts, "
-                "lag((doc::jsonb->>'ts')::float8) OVER (ORDER BY seq) AS before FROM events) t "
-                "WHERE ts < before - %s", (self.lock_timeout + 1,)).fetchone()[0]  # type: ignore[index]
+            try:  # last: a journal row that is not JSON fails this query, and with it the snapshot
+                backwards: int | None = db.execute(
+                    "SELECT count(*) FROM (SELECT (doc::jsonb->>'ts')::float8 AS ts, "
+                    "lag((doc::jsonb->>'ts')::float8) OVER (ORDER BY seq) AS before FROM events) t "
+                    "WHERE ts < before - %s", (self.lock_timeout + 1,)).fetchone()[0]  # type: ignore[index]
+            except psycopg.DataError:
+                backwards = None
         rows = [("server", "ok", f"PostgreSQL {server_version} at {self.server}, database {database}, role {role}")]
         if bad:
             rows.append(("state", "fail", f"{len(bad)} row(s) of the wrong shape, first: {bad[0]}"))
@@ -486,7 +492,9 @@ class PostgresStore(Store):
                                           "but the nodes' own logs will not line up (run NTP)"))
         else:
             rows.append(("nodes", "ok", "every session's node clock agrees with the server's"))
-        if backwards:
+        if backwards is None:
+            rows.append(("journal", "fail", f"{events} event(s); some are not valid JSON"))
+        elif backwards:
             rows.append(("journal", "warn", f"{events} event(s); times go backwards {backwards} time(s) by more "
                                             "than a lock wait (the server's clock was set back)"))
         else:
