@@ -352,3 +352,62 @@ def test_doctor_fails_a_journal_row_that_is_not_json(pg_state, pg_cluster):
     rows = {row["check"]: row for row in json.loads(result.out)}
     assert rows["journal"]["status"] == "fail" and "not valid JSON" in rows["journal"]["detail"]
     assert run_process("journal").code == 6  # the journal command refuses it too, in one line
+
+
+def race_two_commands(pg_url, pg_cluster, command):
+    """``command(tx)`` in two transactions at once: the second starts while the first holds its locks.
+
+    Returns what the second raised (None when it did not); the first commits once the second waits.
+    """
+    import threading
+
+    first, second = two_stores(pg_url)
+    outcome = {}
+
+    def other():
+        try:
+            with second.transaction() as t:
+                command(t)
+        except Exception as exc:  # noqa: BLE001  the test asserts there was none
+            outcome["error"] = exc
+
+    with first.transaction() as t:
+        command(t)
+        racer = threading.Thread(target=other)
+        racer.start()
+        wait_for_lock_wait(pg_cluster, pg_url)
+    racer.join(timeout=30)
+    return outcome.get("error"), first
+
+
+def test_two_commands_timing_out_one_waiter_journal_it_once(pg_url, pg_cluster, clock):
+    from lictools import engine
+    from tests.test_engine import req
+
+    first, _ = two_stores(pg_url)
+    with first.transaction() as t:
+        engine.add_pool(t, "p", "generic", {"f": 1}, {})
+        engine.add_pool(t, "q", "generic", {"f": 1}, {})
+        assert engine.acquire(t, req(session="holder")).granted
+    with first.transaction() as t:
+        assert engine.acquire(t, req(session="waiter", user="bob"), wait=engine.Wait(t.now + 10)).queued
+    clock.advance(60)
+    error, store = race_two_commands(pg_url, pg_cluster, engine.reap)
+    assert error is None
+    events = [(e["event"], e.get("session")) for e in store.read_journal()]
+    assert events.count(("dequeue", "waiter")) == 1 and events.count(("deny", "waiter")) == 1
+
+
+def test_two_commands_removing_the_same_sessions_journal_each_once(pg_url, pg_cluster, clock):
+    from lictools import engine
+    from tests.test_engine import req
+
+    first, _ = two_stores(pg_url)
+    with first.transaction() as t:
+        engine.add_pool(t, "p", "generic", {"f": 3}, {})
+        for session in ("b1", "b2"):
+            assert engine.acquire(t, req(session=session, user="bob")).granted
+    error, store = race_two_commands(pg_url, pg_cluster, lambda t: engine.remove(t, user="bob", actor="admin"))
+    assert error is None
+    events = [(e["event"], e.get("session")) for e in store.read_journal()]
+    assert events.count(("remove", "b1")) == 1 and events.count(("remove", "b2")) == 1

@@ -182,6 +182,11 @@ class PostgresTransaction(PostgresView, Transaction):
         self._read_pools[name] = row is not None
         return self._pool(row[0]) if row else None
 
+    def get_session(self, session_id: str) -> Session | None:
+        # locked: a command ending or changing it waits for another doing so, then finds what that left
+        row = self.db.execute("SELECT doc FROM sessions WHERE id = %s FOR UPDATE", (session_id,)).fetchone()
+        return self._session(row[0]) if row else None
+
     def put_pool(self, pool: Pool) -> None:
         doc = json.dumps(pool.to_doc())
         if self._read_pools.get(pool.name, True):
