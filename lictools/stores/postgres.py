@@ -272,7 +272,7 @@ class PostgresStore(Store):
     # -- who and when ------------------------------------------------------------------
     def owner_uid(self) -> int | None:
         """None: a database has no owning account on the client hosts. Admins there are root and
-        the members of the ``admin_group`` setting (lictools-state(7))."""
+        the members of the ``admin_group`` setting (lictools-postgres(7))."""
         return None
 
     def now(self) -> float:
