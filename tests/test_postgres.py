@@ -411,3 +411,22 @@ def test_two_commands_removing_the_same_sessions_journal_each_once(pg_url, pg_cl
     assert error is None
     events = [(e["event"], e.get("session")) for e in store.read_journal()]
     assert events.count(("remove", "b1")) == 1 and events.count(("remove", "b2")) == 1
+
+
+def test_a_long_transaction_journals_in_batches_numbered_in_order(pg_url, clock):
+    from lictools.stores.postgres import JOURNAL_BATCH
+
+    first, _ = two_stores(pg_url)
+    count = JOURNAL_BATCH * 2 + 5
+    with first.transaction() as t:
+        for i in range(count):
+            t.append_event({"event": "config", "v": 2, "ts": 1.0 + i, "key": "k", "value": str(i)})
+        assert len(t.events) == 5  # the full batches are written already (bounded memory)
+        assert [e["seq"] for e in t.journal()] == list(range(1, count + 1))
+        t.clear_journal()
+        t.append_event({"event": "config", "v": 2, "ts": 1.0, "key": "k", "value": "after clear"})
+        assert [e["seq"] for e in t.journal()] == [1]
+    with first.transaction() as t:
+        for i in range(3):
+            t.append_event({"event": "config", "v": 2, "ts": 2.0, "key": "k", "value": str(i)})
+    assert [(e["seq"], e["value"]) for e in first.read_journal()] == [(1, "after clear"), (2, "0"), (3, "1"), (4, "2")]

@@ -69,6 +69,8 @@ TABLES = [
 
 JOURNAL_LOCK = 0x4C494354  # "LICT": advisory lock numbering the journal in commit order (per database)
 SCHEMA_LOCK = 0x4C494355  # held while the first write creates the schema
+JOURNAL_BATCH = 1000
+"""Events a transaction keeps before it numbers and writes them (and so takes the journal lock early)."""
 NODE_CLOCK_TOLERANCE = 5.0
 """Seconds a client's clock may differ from the server's before ``doctor`` warns about it."""
 
@@ -173,7 +175,8 @@ class PostgresTransaction(PostgresView, Transaction):
     def __init__(self, db: psycopg.Connection[Any], now: float, where: str, clock_skew: float) -> None:
         super().__init__(db, now, where, live_at=None)
         self.clock_skew = clock_skew
-        self.events: list[str] = []
+        self.events: list[str] = []  # encoded, not yet numbered
+        self._next_seq: int | None = None  # known once the journal lock is held
         # pools this transaction read (and so locked): name -> whether it existed
         self._read_pools: dict[str, bool] = {}
 
@@ -230,15 +233,26 @@ class PostgresTransaction(PostgresView, Transaction):
 
     def append_event(self, event: dict[str, Any]) -> None:
         self.events.append(encode_event(event))
+        if len(self.events) >= JOURNAL_BATCH:  # a long copy (migrate) stays in bounded memory
+            self.write_journal()
 
     def write_journal(self) -> None:
-        """Number and insert the events of this transaction, under the journal lock held until the commit."""
+        """Number and insert the events appended so far, under the journal lock (held until the commit).
+
+        Taken as late as possible (at the commit, or when a batch is full): from then on, every other
+        command that journals waits for this one's commit, so ``seq`` order is commit order.
+        """
         if not self.events:
             return
-        self.db.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK,))
+        if self._next_seq is None:
+            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK,))
+            row = self.db.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()
+            self._next_seq = int(row[0]) if row else 1
+        first = self._next_seq
         with self.db.cursor() as cur:
-            cur.executemany("INSERT INTO events (seq, doc) VALUES "
-                            "((SELECT coalesce(max(seq), 0) + 1 FROM events), %s)", [(doc,) for doc in self.events])
+            cur.executemany("INSERT INTO events (seq, doc) VALUES (%s, %s)",
+                            [(first + i, doc) for i, doc in enumerate(self.events)])
+        self._next_seq = first + len(self.events)
         self.events.clear()
 
     def journal(self, since_seq: int = 0) -> Iterator[dict[str, Any]]:
@@ -250,6 +264,7 @@ class PostgresTransaction(PostgresView, Transaction):
         self.events.clear()
         self.db.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK,))
         self.db.execute("DELETE FROM events")
+        self._next_seq = 1
 
 
 class PostgresStore(Store):
