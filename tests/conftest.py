@@ -31,10 +31,30 @@ class Result:
         return json.loads(self.out)
 
 
-@pytest.fixture(params=["state.db", "state.json"], ids=["sqlite", "json"])
-def state(request, tmp_path, monkeypatch) -> Path:
-    """A fresh state path (both layouts), exported as LICTOOLS_STATE."""
-    path = tmp_path / "lt" / request.param
+STATE_FILES = {"sqlite": "state.db", "json": "state.json"}
+
+
+def pytest_generate_tests(metafunc):
+    """Run every test using ``state`` on both file layouts, and on PostgreSQL too where its module says so.
+
+    A module sets ``STATE_LAYOUTS = ("sqlite", "json", "postgres")`` when its tests are about what a
+    user sees of any state; ``@pytest.mark.layouts("sqlite", "json")`` keeps one test to the files
+    (it looks at files, modes, folders or the lock file).
+    """
+    if "state" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("layouts")
+    layouts = marker.args if marker else getattr(metafunc.module, "STATE_LAYOUTS", ("sqlite", "json"))
+    metafunc.parametrize("state", layouts, indirect=True)
+
+
+@pytest.fixture
+def state(request, tmp_path, monkeypatch) -> Path | str:
+    """A fresh state (a path, or a PostgreSQL URL), exported as LICTOOLS_STATE."""
+    if request.param == "postgres":
+        path = request.getfixturevalue("pg_url")
+    else:
+        path = tmp_path / "lt" / STATE_FILES[request.param]
     monkeypatch.setenv("LICTOOLS_STATE", str(path))
     monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
     monkeypatch.delenv("LICTOOLS_NOW", raising=False)

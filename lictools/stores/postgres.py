@@ -416,7 +416,7 @@ class PostgresStore(Store):
             try:
                 now, _, version = self._begin(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 if version == 0:
-                    raise NotFoundError(f"no state in {self.location} (nothing was created; "
+                    raise NotFoundError(f"no state at {self.location} (nothing was created; "
                                         "'lictools pool add' creates it)")
                 yield db, now, version
             except psycopg.Error as exc:
