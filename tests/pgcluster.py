@@ -52,13 +52,38 @@ def why_not() -> str | None:
     return None
 
 
+PREFIX = "lictools-pg-"
+
+
+def remove_orphans() -> None:
+    """Stop and delete the clusters of test runs that were killed before they could (their owner.pid is gone)."""
+    import glob
+
+    for folder in glob.glob(f"/tmp/{PREFIX}*"):
+        try:
+            with open(os.path.join(folder, "owner.pid")) as owner:
+                os.kill(int(owner.read()), 0)
+            continue  # its run is still going
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # not ours to judge
+        orphan = Cluster.__new__(Cluster)
+        orphan.bin, orphan.as_postgres = find_bin() or "", os.geteuid() == 0
+        orphan.folder, orphan.data = folder, os.path.join(folder, "data")
+        orphan.remove()
+
+
 class Cluster:
     """One running cluster; :meth:`url` names a database in it, :meth:`new_database` makes a fresh one."""
 
     def __init__(self, fsync: bool = False) -> None:
         self.bin = find_bin() or "/usr/lib/postgresql/15/bin"
         self.as_postgres = os.geteuid() == 0
-        self.folder = tempfile.mkdtemp(prefix="lictools-pg-", dir="/tmp")
+        remove_orphans()
+        self.folder = tempfile.mkdtemp(prefix=PREFIX, dir="/tmp")
+        with open(os.path.join(self.folder, "owner.pid"), "w") as owner:
+            owner.write(str(os.getpid()))
         self.data = os.path.join(self.folder, "data")
         self.socket_dir = self.folder
         self.user = "postgres" if self.as_postgres else pwd.getpwuid(os.geteuid()).pw_name
