@@ -430,3 +430,24 @@ def test_a_long_transaction_journals_in_batches_numbered_in_order(pg_url, clock)
         for i in range(3):
             t.append_event({"event": "config", "v": 2, "ts": 2.0, "key": "k", "value": str(i)})
     assert [(e["seq"], e["value"]) for e in first.read_journal()] == [(1, "after clear"), (2, "0"), (3, "1"), (4, "2")]
+
+
+def test_readme_setup_a_role_owning_its_database_is_enough(pg_cluster, monkeypatch):
+    """README "Several hosts": CREATE ROLE lictools LOGIN; CREATE DATABASE lictools OWNER lictools; no superuser."""
+    with pg_cluster.admin() as db:
+        db.execute("DROP DATABASE IF EXISTS readme_db")
+        db.execute("DROP ROLE IF EXISTS readme_role")
+        db.execute("CREATE ROLE readme_role LOGIN")
+        db.execute("CREATE DATABASE readme_db OWNER readme_role")
+    monkeypatch.setenv("LICTOOLS_STATE", f"postgresql://readme_role@/readme_db?host={pg_cluster.folder}")
+    assert run_process("pool", "add", "genero-prod", "--product", "genero", "--license", "runtime=50").code == 0
+    session = run_process("acquire", "genero-prod", "--node", "app1")
+    assert session.code == 0, session.err
+    rows = json.loads(run_process("--format", "json", "users").out)
+    assert [s for row in rows for s in row["sessions"]] == [session.out.strip()]
+    # another role may log in but was granted nothing: exit 7, one line
+    with pg_cluster.admin() as db:
+        db.execute("DROP ROLE IF EXISTS readme_other")
+        db.execute("CREATE ROLE readme_other LOGIN")
+    other = run_process("--state", f"postgresql://readme_other@/readme_db?host={pg_cluster.folder}", "info")
+    assert other.code == 7 and len(other.err.splitlines()) == 1 and "may not use schema lictools" in other.err, other.err

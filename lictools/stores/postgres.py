@@ -80,7 +80,8 @@ _COLUMNS = {"id", "pool", "feature", "seat", "seat_project"}
 _LIVE = " AND (expires IS NULL OR expires > %s)"
 _STATE_QUERY = (
     "SELECT extract(epoch FROM now())::float8, extract(epoch FROM clock_timestamp())::float8, "
-    f"obj_description(to_regnamespace('{SCHEMA}'), 'pg_namespace')"
+    f"obj_description(to_regnamespace('{SCHEMA}'), 'pg_namespace'), "
+    f"has_schema_privilege(to_regnamespace('{SCHEMA}'), 'USAGE'), current_user"
 )
 """One round trip at the start of every command: the command's time, the server's clock now, the version mark."""
 
@@ -368,9 +369,12 @@ class PostgresStore(Store):
         """Start a transaction: (the command's time, client clock minus server clock, schema version)."""
         db.execute(statement)
         before = time.time()
-        now, clock, mark = db.execute(_STATE_QUERY).fetchone()  # type: ignore[misc]
+        now, clock, mark, usable, role = db.execute(_STATE_QUERY).fetchone()  # type: ignore[misc]
         skew = (before + time.time()) / 2 - clock
         version = self._check_mark(mark)
+        if version and not usable:  # its tables would look missing: say what is missing is a grant
+            raise ForbiddenError(f"{self.where}: role {role} may not use schema {SCHEMA} (the owner can run "
+                                 f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role} and grant the tables)")
         at = pinned()
         return (state_clock(None, self.location) if at is not None else now), skew, version
 
