@@ -451,3 +451,12 @@ def test_readme_setup_a_role_owning_its_database_is_enough(pg_cluster, monkeypat
         db.execute("CREATE ROLE readme_other LOGIN")
     other = run_process("--state", f"postgresql://readme_other@/readme_db?host={pg_cluster.folder}", "info")
     assert other.code == 7 and len(other.err.splitlines()) == 1 and "may not use schema lictools" in other.err, other.err
+    # the README's grants let it in
+    import psycopg
+
+    with psycopg.connect(f"postgresql://readme_role@/readme_db?host={pg_cluster.folder}", autocommit=True) as db:
+        db.execute("GRANT USAGE ON SCHEMA lictools TO readme_other")
+        db.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lictools TO readme_other")
+    granted = run_process("--state", f"postgresql://readme_other@/readme_db?host={pg_cluster.folder}",
+                          "acquire", "genero-prod", "--node", "app2")
+    assert granted.code == 0, granted.err
