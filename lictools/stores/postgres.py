@@ -83,7 +83,8 @@ _STATE_QUERY = (
     f"obj_description(to_regnamespace('{SCHEMA}'), 'pg_namespace'), "
     f"has_schema_privilege(to_regnamespace('{SCHEMA}'), 'USAGE'), current_user"
 )
-"""One round trip at the start of every command: the command's time, the server's clock now, the version mark."""
+"""One round trip at the start of every command: the command's time, the server's clock now, the version
+mark, whether this role may use the schema, and the role's name."""
 
 
 def redact(url: str) -> str:
@@ -375,8 +376,9 @@ class PostgresStore(Store):
         if version and not usable:  # its tables would look missing: say what is missing is a grant
             raise ForbiddenError(f"{self.where}: role {role} may not use schema {SCHEMA} (the owner can run "
                                  f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role} and grant the tables)")
-        at = pinned()
-        return (state_clock(None, self.location) if at is not None else now), skew, version
+        if pinned() is not None:
+            now = state_clock(None, self.location)  # root's pin (exit 7 for anybody else)
+        return now, skew, version
 
     # -- writing -------------------------------------------------------------------------
     @contextmanager
