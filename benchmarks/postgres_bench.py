@@ -15,7 +15,7 @@ Usage (with the interpreter of the environment lictools and its ``postgres`` ext
 
 The PostgreSQL server is a throwaway cluster (tests/pgcluster.py) on a Unix socket on this machine,
 with fsync on (as durable as the SQLite store's fsync per commit); a real deployment adds the
-network's round trips (13 per acquire). Method as in benchmarks/run.py: medians, ratios, no
+network's round trips (14 per acquire). Method as in benchmarks/run.py: medians, ratios, no
 absolute thresholds; docs/performance.md quotes the numbers.
 """
 
