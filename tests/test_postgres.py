@@ -225,6 +225,8 @@ def test_doctor_reports_server_schema_and_clocks(pg_state, pg_cluster):
     assert rows["nodes"]["status"] == "warn" and "skewed 42.0s ahead of" in rows["nodes"]["detail"]
     assert "good" not in rows["nodes"]["detail"]
     assert rows["replay"]["status"] == "ok"
+    restore = run_process("doctor", "--restore", "--yes")
+    assert restore.code == 2 and "pg_dump" in restore.err, restore.err
 
 
 def test_missing_psycopg_is_exit_2_naming_the_extra(tmp_path):
