@@ -141,8 +141,12 @@ def _end(
     reason: str | None = None, actor: Actor | None = None,
 ) -> bool:
     """End ``session`` with a ``release`` / ``expire`` / ``remove`` event; True when its seat was freed."""
-    # as it is now: an earlier end in this transaction may have re-charged its seat
-    session = tx.get_session(session.id) or session
+    # as it is now: an earlier end in this transaction may have re-charged its seat; and on a database
+    # store another command may have ended it since this one found it (then there is nothing to do)
+    current = tx.get_session(session.id)
+    if current is None:
+        return False
+    session = current
     event: End = {"event": kind, **_stamp(tx), **_session_fields(session), "reason": reason, **(actor or {})}
     commit(tx, event)
     return _settle_seat(tx, session)
@@ -780,6 +784,10 @@ def _tidy_queue(tx: Transaction, pool: Pool, host: Host) -> None:
     """Waiters whose time ran out leave the queue denied; waiters whose process on this node is gone
     leave it; then whoever may have a seat now gets it (a license loaded, a reservation changed)."""
     here = host.node()
+    current = tx.get_pool(pool.name)  # as this transaction may change it (a database store locks it here)
+    if current is None:
+        return
+    pool = current
     for waiter in pool.queue:
         if waiter.until <= tx.now:
             _time_out(tx, pool, waiter)

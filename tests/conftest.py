@@ -31,10 +31,30 @@ class Result:
         return json.loads(self.out)
 
 
-@pytest.fixture(params=["state.db", "state.json"], ids=["sqlite", "json"])
-def state(request, tmp_path, monkeypatch) -> Path:
-    """A fresh state path (both layouts), exported as LICTOOLS_STATE."""
-    path = tmp_path / "lt" / request.param
+STATE_FILES = {"sqlite": "state.db", "json": "state.json"}
+
+
+def pytest_generate_tests(metafunc):
+    """Run every test using ``state`` on both file layouts, and on PostgreSQL too where its module says so.
+
+    A module sets ``STATE_LAYOUTS = ("sqlite", "json", "postgres")`` when its tests are about what a
+    user sees of any state; ``@pytest.mark.layouts("sqlite", "json")`` keeps one test to the files
+    (it looks at files, modes, folders or the lock file).
+    """
+    if "state" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("layouts")
+    layouts = marker.args if marker else getattr(metafunc.module, "STATE_LAYOUTS", ("sqlite", "json"))
+    metafunc.parametrize("state", layouts, indirect=True)
+
+
+@pytest.fixture
+def state(request, tmp_path, monkeypatch) -> Path | str:
+    """A fresh state (a path, or a PostgreSQL URL), exported as LICTOOLS_STATE."""
+    if request.param == "postgres":
+        path = request.getfixturevalue("pg_url")
+    else:
+        path = tmp_path / "lt" / STATE_FILES[request.param]
     monkeypatch.setenv("LICTOOLS_STATE", str(path))
     monkeypatch.delenv("LICTOOLS_FORMAT", raising=False)
     monkeypatch.delenv("LICTOOLS_NOW", raising=False)
@@ -145,11 +165,53 @@ def clock(monkeypatch):
     return Clock(monkeypatch)
 
 
-@pytest.fixture(params=[SqliteStore, JsonFileStore], ids=["sqlite", "json"])
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL 15 cluster for the whole run (tests/pgcluster.py), removed at the end.
+
+    Skipped, saying why, where none can be started; a failure instead with LICTOOLS_REQUIRE_POSTGRES=1 (CI).
+    """
+    from tests.pgcluster import REQUIRE_ENV, Cluster, why_not
+
+    def unavailable(reason: str):
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but no PostgreSQL cluster: {reason}", pytrace=False)
+        pytest.skip(f"no PostgreSQL cluster: {reason}")
+
+    reason = why_not()
+    if reason:
+        unavailable(reason)
+    try:
+        cluster = Cluster()
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        unavailable(f"initdb/pg_ctl failed: {detail.strip()[-300:]}")
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster):
+    """The URL of a fresh, empty database in the test cluster."""
+    return pg_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "json", "postgres"])
 def store(request, tmp_path):
-    """Each embedded store, on a fresh state file (the contract both must keep)."""
-    suffix = ".json" if request.param is JsonFileStore else ".db"
-    return request.param(str(tmp_path / f"state{suffix}"), lock_timeout=5)
+    """Each store, on a fresh state (the contract every store must keep)."""
+    if request.param == "postgres":
+        from lictools.stores.postgres import PostgresStore
+
+        made = PostgresStore(request.getfixturevalue("pg_url"), lock_timeout=5)
+        yield made
+        made.close()
+        return
+    if request.param == "json":
+        yield JsonFileStore(str(tmp_path / "state.json"), lock_timeout=5)
+    else:
+        yield SqliteStore(str(tmp_path / "state.db"), lock_timeout=5)
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import stat
 import pytest
 from filelock import FileLock
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 
 
 def setup_pool(lt, seats=2, *extra):
@@ -141,6 +143,7 @@ def test_remove_by_user(lt):
     assert lt("--format", "json", "info").json()[0]["in_use"] == 1
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_garbled_state_is_exit_6_and_left_unchanged(lt, state):
     setup_pool(lt)
     garbage = b"this is not a state file \x00\xff" * 20
@@ -152,6 +155,7 @@ def test_garbled_state_is_exit_6_and_left_unchanged(lt, state):
     assert state.read_bytes() == garbage
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_truncated_state_is_exit_6(lt, state):
     setup_pool(lt)
     data = state.read_bytes()
@@ -161,6 +165,7 @@ def test_truncated_state_is_exit_6(lt, state):
     assert state.read_bytes() == before
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_newer_schema_is_exit_6(lt, state):
     setup_pool(lt)
     if state.suffix == ".json":
@@ -180,12 +185,14 @@ def test_newer_schema_is_exit_6(lt, state):
     assert state.read_bytes() == before
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_state_files_are_private(lt, state):
     setup_pool(lt)
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     assert stat.S_IMODE(os.stat(str(state) + ".lock").st_mode) == 0o600
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_group_shared_folder_gives_group_access(lt, state):
     state.parent.mkdir(parents=True)
     state.parent.chmod(0o2770)
@@ -193,6 +200,7 @@ def test_group_shared_folder_gives_group_access(lt, state):
     assert stat.S_IMODE(state.stat().st_mode) == 0o660
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_world_writable_folder_without_sticky_bit_is_refused(lt, state):
     state.parent.mkdir(parents=True)
     state.parent.chmod(0o777)
@@ -201,6 +209,7 @@ def test_world_writable_folder_without_sticky_bit_is_refused(lt, state):
     assert not state.exists()
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_lock_busy_is_exit_5_naming_the_lock(lt, state):
     setup_pool(lt)
     lock_path = str(state) + ".lock"

@@ -8,6 +8,8 @@ import subprocess
 
 from tests.conftest import LICTOOLS, run_process
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 RACERS = 24
 SEATS = 5
 

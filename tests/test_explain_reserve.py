@@ -18,6 +18,8 @@ from lictools.explain import explain_ended, explain_session
 from lictools.model import Request
 from lictools.stores.memory import MemoryTransaction, empty_document
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 GOOD_XML = """<?xml version="1.0" encoding="utf-8"?>
 <Projects CMDLineArgs="/LicenseName=MGENT1 /MaxConcurrentUsers=100">
   <Project Name="Orders"

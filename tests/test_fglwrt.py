@@ -13,6 +13,8 @@ import pytest
 from lictools.cli.fglwrt import Action, parse
 from lictools.errors import UsageError
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 BIN = Path(sys.executable).parent / "lictools-fglwrt"
 
 

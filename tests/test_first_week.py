@@ -19,6 +19,8 @@ from lictools.stores.memory import MemoryStore
 
 from tests.fakes import FakeHost
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 BOB = FakeHost(node="n", account=(1002, "ltbob"))
 
 

@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import run_process
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 REPO = Path(__file__).resolve().parent.parent
 HOOKS = REPO / "examples" / "hooks"
 LICTOOLS_BIN = str(Path(sys.executable).parent / "lictools")

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 parser = pytest.importorskip("prometheus_client.parser", reason="prometheus-client is a test extra: pip install -e '.[test]'")
 
 GAUGES = {"lictools_seats_issued", "lictools_seats_in_use", "lictools_seats_reserved", "lictools_seats_free",
@@ -86,6 +88,7 @@ def test_by_user_gauge(lt):
     assert "lictools_user_seats_in_use" not in lt("metrics").out
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_denial_counter_counts_new_denials_from_its_cache(lt, state):
     setup(lt)
     assert value(families(lt("metrics").out), "lictools_denials_total", pool="cad", feature="solver") == 2
@@ -98,6 +101,7 @@ def test_denial_counter_counts_new_denials_from_its_cache(lt, state):
     assert cached == recount == 5
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_a_new_state_at_the_same_path_starts_the_count_again(lt, state):
     setup(lt)
     assert value(families(lt("metrics").out), "lictools_denials_total", pool="cad", feature="solver") == 2

@@ -17,6 +17,8 @@ import pytest
 from lictools import replay
 from lictools.stores import open_store
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 
 @pytest.fixture
 def cad(lt):
@@ -292,6 +294,7 @@ def test_policies_and_groups_are_state_that_replays_and_dumps(cad, state):
 
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files
 def test_a_pool_document_written_before_policies_loads_on_both_layouts(lt, state):
     """Both stores keep a pool as a JSON document: one without ``policies`` (an older lictools) reads as none."""
     import sqlite3

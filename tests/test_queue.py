@@ -22,6 +22,8 @@ from lictools.stores.memory import MemoryStore
 from tests.conftest import LICTOOLS, run_process
 from tests.fakes import FakeHost
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 T0 = 1_800_000_000.0
 
 

@@ -85,6 +85,13 @@ def test_compare_names_what_differs(store, tx):
         db.execute("UPDATE sessions SET doc = ? WHERE id = 'b'", (json.dumps(doc),))
         db.commit()
         db.close()
+    elif not hasattr(store, "path"):  # PostgreSQL
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as db:
+            db.execute("DELETE FROM lictools.sessions WHERE id = 'a'")
+            db.execute("UPDATE lictools.sessions SET doc = jsonb_set(doc::jsonb, '{user}', '\"mallory\"')::text "
+                       "WHERE id = 'b'")
     else:
         with open(store.path) as f:
             doc = json.load(f)

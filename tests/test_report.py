@@ -15,6 +15,8 @@ import pytest
 from lictools.output.chart import render
 from lictools.reports.usage import COLUMNS, UsageFold
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 B = 1_795_046_400.0  # 2026-11-19T00:00:00+00:00 (a Thursday)
 H = 3600.0
 M = 60.0
@@ -332,6 +334,7 @@ def test_plot_writes_png_and_svg(office, tmp_path):
     assert "<svg" in (tmp_path / "r.svg").read_text()[:2000]
 
 
+@pytest.mark.layouts("sqlite", "json")  # about files (test_postgres checks a database gets no schema)
 def test_empty_journal_is_an_empty_report(lt, state):
     """No state yet: exit 4, nothing created (a read-only command); a state without use: no rows."""
     missing = lt("--format", "json", "report")

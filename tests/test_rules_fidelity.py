@@ -20,6 +20,8 @@ from lictools.errors import UsageError
 from lictools.model import Request
 from lictools.stores.memory import MemoryStore, MemoryTransaction, empty_document
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -21,6 +21,8 @@ import pytest
 
 from lictools.cli.main import run
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 ROOT = Path(__file__).resolve().parent.parent
 WEEK = ROOT / "examples" / "week.csv"
 DAY = "2026-11-16T"

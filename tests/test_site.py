@@ -14,6 +14,8 @@ import pytest
 from lictools import replay
 from lictools.stores import open_store
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "site" / "site.toml"
 
 BASE = """

@@ -23,6 +23,8 @@ from lictools.stores.memory import MemoryStore
 
 from tests.fakes import FakeHost
 
+STATE_LAYOUTS = ("sqlite", "json", "postgres")  # tests/conftest.py: these run on every store
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "lictools"
 
 

@@ -96,7 +96,8 @@ See man lictools."""
     "--state",
     envvar="LICTOOLS_STATE",
     metavar="TARGET",
-    help="State file (default: state.db in your platformdirs state folder; *.json = JSON layout). Env LICTOOLS_STATE.",
+    help="State file (default: state.db in your platformdirs state folder; *.json = JSON layout), or a "
+         "postgresql:// URL (several hosts, one database). Env LICTOOLS_STATE.",
 )
 @click.option(
     "--format",

@@ -1,6 +1,6 @@
 """Pick the store for a ``--state`` target, the way platformdirs picks its platform class.
 
-- ``postgresql://...``: the shared PostgreSQL store (not in this release: exit 2 says so);
+- ``postgresql://...`` (or ``postgres://``): the shared PostgreSQL store (the ``postgres`` extra: psycopg);
 - a path ending in ``.json``: the human-readable JSON file store;
 - any other path: the SQLite file store (the default, fast with many sessions).
 """
@@ -39,7 +39,13 @@ def open_store(target: str | None, lock_timeout: float, keep_open: bool = False)
     """
     target = target or default_state_path()
     if target.startswith(("postgresql://", "postgres://")):
-        raise UsageError("the PostgreSQL store is not available in this release; use a state file path")
+        try:
+            from lictools.stores.postgres import PostgresStore
+        except ImportError as exc:
+            if exc.name is not None and exc.name.split(".")[0] != "psycopg":
+                raise  # a module of lictools itself: a bug, not a missing extra
+            raise UsageError("a postgresql:// state needs psycopg: pip install 'lictools[postgres]'") from None
+        return PostgresStore(target, lock_timeout, keep_open)
     if "\x00" in target:
         raise UsageError("--state: the path contains a NUL character")
     try:

@@ -14,6 +14,7 @@ from math import isfinite
 from typing import Any, Callable
 
 from lictools.errors import DamagedStateError
+from lictools.model import Pool, Session
 
 MAX_TIME = 253402300800  # 9999-12-31: the range lictools reads and writes times in
 MAX_COUNT = 10**12
@@ -160,6 +161,18 @@ def session(doc: Any, where: str) -> dict[str, Any]:
         raise _damaged(where, f"a session: {problem}")
     checked: dict[str, Any] = doc
     return checked
+
+
+def pool_row(text: str | bytes, where: str) -> Pool:
+    """A pool from the JSON text one database row holds (SQLite, PostgreSQL), checked."""
+    where = f"{where} (a pool row)"
+    return Pool.from_doc(pool(loads(text, where), where))
+
+
+def session_row(text: str | bytes, where: str) -> Session:
+    """A session from the JSON text one database row holds, checked."""
+    where = f"{where} (a session row)"
+    return Session.from_doc(session(loads(text, where), where))
 
 
 def _no_constants(name: str) -> Any:

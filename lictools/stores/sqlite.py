@@ -164,12 +164,10 @@ class SqliteView(StateView):
         ).fetchone() is not None)
 
     def _pool(self, text: str) -> Pool:
-        where = f"{self.where} (a pool row)"
-        return Pool.from_doc(schema.pool(schema.loads(text, where), where))
+        return schema.pool_row(text, self.where)
 
     def _session(self, text: str) -> Session:
-        where = f"{self.where} (a session row)"
-        return Session.from_doc(schema.session(schema.loads(text, where), where))
+        return schema.session_row(text, self.where)
 
     def get_pool(self, name: str) -> Pool | None:
         row = self.db.execute("SELECT doc FROM pools WHERE name = ?", (name,)).fetchone()
