@@ -241,3 +241,21 @@ def test_force_over_a_target_with_rotated_journal_files_is_refused(busy, tmp_pat
     assert refused.code == 2 and refused.out == ""
     assert "rotated journal file(s)" in refused.err and len(refused.err.splitlines()) == 1
     assert (_both(lt1, "dump", state=target), _both(lt1, "journal", state=target)) == before
+
+
+def test_a_file_state_goes_to_postgresql_and_back_unchanged(busy, tmp_path, lt1, pg_url, monkeypatch):
+    """file -> PostgreSQL -> file: dump and journal equal on all three (the server's clock pinned to the source's)."""
+    monkeypatch.setenv("LICTOOLS_NOW", repr(SqliteStore(str(busy), 5).now()))
+    dump, journal = _both(lt1, "dump", state=busy), _both(lt1, "journal", state=busy)
+    there = lt1("--format", "json", "migrate", "--to", pg_url)
+    assert there.code == 0, there.err
+    assert _both(lt1, "dump", state=pg_url) == dump
+    assert _both(lt1, "journal", state=pg_url) == journal
+    back = tmp_path / "back.json"
+    assert lt1("--state", pg_url, "migrate", "--to", str(back)).code == 0
+    assert (_both(lt1, "dump", state=back), _both(lt1, "journal", state=back)) == (dump, journal)
+    # a non-empty database is refused like a file; --force replaces it (the journal restarts at 1)
+    refused = lt1("--state", str(back), "migrate", "--to", pg_url)
+    assert refused.code == 2 and "is not empty" in refused.err
+    assert lt1("--state", str(back), "migrate", "--to", pg_url, "--force").code == 0
+    assert _both(lt1, "journal", state=pg_url) == journal
