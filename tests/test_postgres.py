@@ -462,3 +462,11 @@ def test_readme_setup_a_role_owning_its_database_is_enough(pg_cluster, monkeypat
     granted = run_process("--state", f"postgresql://readme_other@/readme_db?host={pg_cluster.folder}",
                           "acquire", "genero-prod", "--node", "app2")
     assert granted.code == 0, granted.err
+
+
+def test_journal_rotation_is_refused_on_postgresql_in_one_line(pg_state):
+    assert run_process("pool", "add", "p", "--product", "generic", "--license", "f=1").code == 0
+    result = run_process("journal", "rotate")
+    assert result.code == 2 and result.out == ""
+    assert result.err == "lictools: journal rotation is not available on this store\n"
+    assert len(run_process("journal").out.splitlines()) == 1   # the pool_add event, still there
