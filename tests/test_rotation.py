@@ -25,6 +25,15 @@ from tests.conftest import LICTOOLS, run_process
 from tests.test_report import WHOLE_DAY, B, H, iso, office_day, ok, report
 
 
+@pytest.fixture(params=["sqlite", "json"])
+def store(request, tmp_path):
+    """The file stores only: rotated files are theirs (a PostgreSQL state refuses ``journal rotate``,
+    tests/test_postgres.py), so this module narrows the contract fixture of conftest."""
+    if request.param == "json":
+        return JsonFileStore(str(tmp_path / "state.json"), lock_timeout=5)
+    return SqliteStore(str(tmp_path / "state.db"), lock_timeout=5)
+
+
 def seqs(lt, *args: str) -> list[int]:
     r = lt("journal", *args)
     assert r.code == 0, r.err
