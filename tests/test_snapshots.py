@@ -171,3 +171,39 @@ def test_seat_counters_follow_every_change(tmp_path):
     recounted = sorted(db.execute("SELECT coalesce(seat_project, ''), count(DISTINCT seat), count(*) FROM sessions "
                                   "GROUP BY coalesce(seat_project, '')"))
     assert sorted(db.execute("SELECT project, seats, sessions FROM usage")) == recounted
+
+
+def test_a_reader_waits_out_a_checkpoint_that_is_still_extending_the_file(tmp_path):
+    """A checkpoint (run by a writer under the lock) writes the header's new page count before the pages that
+    extend the file; a reader, which takes no lock, must not call that moment a truncated state (exit 6)."""
+    import threading
+
+    from lictools.errors import DamagedStateError
+
+    path = tmp_path / "state.db"
+    store = SqliteStore(str(path), lock_timeout=5)
+    with store.transaction() as tx:
+        engine.add_pool(tx, "p", "generic", {"f": 3}, {})
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file, the WAL empty
+    db.close()
+    whole = path.read_bytes()
+    assert len(whole) >= 3 * 4096
+    os.truncate(path, len(whole) - 2 * 4096)  # the header counts two pages more than the file holds
+
+    def finish_checkpoint():
+        with open(path, "r+b") as f:
+            f.seek(len(whole) - 2 * 4096)
+            f.write(whole[-2 * 4096:])
+
+    threading.Timer(0.3, finish_checkpoint).start()
+    with store.read() as view:
+        assert view.get_pool("p") is not None
+    # a file that stays short is damaged: exit 6 once the wait (at most the lock timeout) is over
+    os.truncate(path, len(whole) - 4096)
+    started = time.monotonic()
+    with pytest.raises(DamagedStateError, match="is truncated"):
+        with SqliteStore(str(path), lock_timeout=0.5).read():
+            pass
+    assert time.monotonic() - started >= 0.5

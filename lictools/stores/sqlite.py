@@ -39,6 +39,10 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 SCHEMA_VERSION = 2
 """Version of the SQLite layout: 1 had no counters; 2 adds them (a version 1 file is upgraded by its next write)."""
 
+class _ShortFile(DamagedStateError):
+    """The state file is shorter than its header says (or not whole pages): truncated, or mid-checkpoint."""
+
+
 TABLES = [
     "CREATE TABLE pools (name TEXT PRIMARY KEY, doc TEXT NOT NULL)",
     """CREATE TABLE sessions (
@@ -531,7 +535,7 @@ class SqliteStore(FileStore):
     def _connect_as(self, uri: str, write: bool) -> tuple[sqlite3.Connection, tuple[int, int]]:
         fd, st = files.open_regular(self.path, "state")
         try:
-            self._check_header(os.pread(fd, 100, 0), st.st_size)
+            self._check_header_as_read(fd, st, write)
             before = _descriptors()
             db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=max(1.0, self.lock_timeout))
             try:
@@ -553,6 +557,24 @@ class SqliteStore(FileStore):
             raise
         return db, (st.st_dev, st.st_ino)
 
+    def _check_header_as_read(self, fd: int, st: os.stat_result, write: bool) -> None:
+        """:meth:`_check_header` of the open state file; a reader gives a short file time to grow.
+
+        A reader holds no lock, and a checkpoint (which writers run under the state lock) writes
+        the header's new page count before the pages that extend the file: for that moment the
+        file looks truncated. So a reader looks again until the file matches its header or
+        :attr:`lock_timeout` (at most 10 s) has passed; only a file that stays short is damaged.
+        """
+        deadline = time.monotonic() + min(self.lock_timeout, 10.0)
+        while True:
+            try:
+                self._check_header(os.pread(fd, 100, 0), os.fstat(fd).st_size)
+                return
+            except _ShortFile:
+                if write or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+
     def _check_header(self, header: bytes, size: int) -> None:
         if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
             raise DamagedStateError(f"state {self.path} is not a lictools state file (damaged?); nothing was changed")
@@ -564,7 +586,7 @@ class SqliteStore(FileStore):
         pages = int.from_bytes(header[28:32], "big")
         counted = pages > 0 and header[24:28] == header[92:96]  # the header's page count is valid
         if page_size < 512 or size % page_size or (counted and size < pages * page_size):
-            raise DamagedStateError(
+            raise _ShortFile(
                 f"state {self.path} is truncated ({size} bytes, " + (f"{pages} pages of {page_size}" if counted else
                 f"not a whole number of {page_size}-byte pages") + "); nothing was changed"
             )
