@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable
 
 from lictools.errors import UsageError
 
@@ -18,8 +19,11 @@ def pinned() -> float | None:
     return parse_time(text, PIN_ENV) if text else None
 
 
-def state_clock(owner_uid: int | None, location: str) -> float:
+def state_clock(owner_uid: Callable[[], int | None], location: str) -> float:
     """The time of a command on the state at ``location``: the system clock, or a pin its owner set.
+
+    ``owner_uid`` is asked only when the clock is pinned (for a file store it stats the folder,
+    which an unpinned command, a login hook's, need not pay).
 
     A shared state takes its time from the system clock: a pinned clock dates every event and
     decides every expiry, so a pin from any account would let it reap everybody's sessions. Only
@@ -30,7 +34,7 @@ def state_clock(owner_uid: int | None, location: str) -> float:
     if at is None:
         return time.time()
     uid = os.geteuid()
-    if uid != 0 and uid != owner_uid:
+    if uid != 0 and uid != owner_uid():
         from lictools.errors import ForbiddenError
 
         raise ForbiddenError(

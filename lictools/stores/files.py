@@ -248,6 +248,23 @@ def flock_within(fd: int, timeout: float) -> bool:
             wait = min(wait * 2, 0.05)
 
 
+def try_claim(path: str, what: str) -> int | None:
+    """The lock file ``path`` held with flock, or None when another process holds it (it does the
+    work) or it cannot be opened (the work is left for later: the next command asks again)."""
+    import fcntl
+
+    try:
+        fd = open_or_create(path, what)
+    except Exception:  # noqa: BLE001
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -275,6 +292,17 @@ def _expect(path: str, st: os.stat_result, what: str) -> None:
             f"{path} was replaced while lictools wrote {what}: another account is changing files in "
             f"{os.path.dirname(path)}; check who may write that folder"
         )
+
+
+def write_new(path: str, data: bytes, what: str, replace: bool = True, sync: bool = True) -> None:
+    """Put a new file holding ``data`` at ``path``: a fresh temporary name, fsync, then :func:`publish`."""
+    fd, temp = create_exclusive(f"{path}.tmp-")
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+        publish(fd, temp, path, what, replace=replace, sync=sync)
+    finally:
+        discard(fd, temp)
 
 
 def publish(fd: int, temp: str, path: str, what: str, replace: bool = True, sync: bool = True) -> None:

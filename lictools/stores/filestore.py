@@ -48,7 +48,7 @@ class FileStore(Store):
 
     def now(self) -> float:
         """The time of a command: the system clock, or LICTOOLS_NOW for root and the state's owner (else exit 7)."""
-        return state_clock(self.owner_uid(), self.path)
+        return state_clock(self.owner_uid, self.path)
 
     # -- before reading or writing ---------------------------------------------------------
     def prepare_write(self) -> None:

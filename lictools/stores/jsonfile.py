@@ -186,26 +186,10 @@ class JsonFileStore(FileStore):
         """
         data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
         if new_is_good_copy:
-            self._write_new(f"{self.path}.bak", data, "the good copy")
+            files.write_new(f"{self.path}.bak", data, "the good copy", sync=False)
         elif old is not None:
             self._keep_good_copy(old)
-        fd, temp = files.create_exclusive(f"{self.path}.tmp-")
-        try:
-            files.write_all(fd, data)
-            os.fsync(fd)
-            files.publish(fd, temp, self.path, "the state", replace=old is not None)
-        finally:
-            files.discard(fd, temp)
-
-    def _write_new(self, path: str, data: bytes, what: str) -> None:
-        """Put a new file holding ``data`` at ``path`` (temporary name, fsync, rename)."""
-        fd, temp = files.create_exclusive(f"{path}.tmp-")
-        try:
-            files.write_all(fd, data)
-            os.fsync(fd)
-            files.publish(fd, temp, path, what, sync=False)
-        finally:
-            files.discard(fd, temp)
+        files.write_new(self.path, data, "the state", replace=old is not None)
 
     def _fresh_journal(self) -> int:
         """A new, empty ``<state>.journal`` put in place by rename (a reader holding the old one keeps it); its descriptor."""

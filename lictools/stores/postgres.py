@@ -298,7 +298,7 @@ class PostgresStore(Store):
 
     def now(self) -> float:
         if pinned() is not None:
-            return state_clock(None, self.location)
+            return state_clock(lambda: None, self.location)
         with self._connection() as db:
             try:
                 (now,) = db.execute("SELECT extract(epoch FROM now())::float8").fetchone()  # type: ignore[misc]
@@ -381,7 +381,7 @@ class PostgresStore(Store):
             raise ForbiddenError(f"{self.where}: role {role} may not use schema {SCHEMA} (the owner can run "
                                  f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role} and grant the tables)")
         if pinned() is not None:
-            now = state_clock(None, self.location)  # root's pin (exit 7 for anybody else)
+            now = state_clock(lambda: None, self.location)  # root's pin (exit 7 for anybody else)
         return now, skew, version
 
     # -- writing -------------------------------------------------------------------------

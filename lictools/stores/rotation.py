@@ -88,8 +88,6 @@ def refuse_clearing(state_path: str) -> None:
     number its events 1, 2 ... again, and readers chain the old files before it."""
     found = segments(state_path)
     if found:
-        from lictools.errors import UsageError
-
         raise UsageError(f"{state_path} has {len(found)} rotated journal file(s) ({os.path.basename(found[0].path)} ...); "
                          "move them away (they are its history) before replacing its whole state")
 
@@ -310,18 +308,7 @@ def claimed(state_path: str, timeout: float, held: int | None = None) -> Iterato
 
 def try_claim(state_path: str) -> int | None:
     """``<state>.rotate.lock`` held with flock, or None when another process holds it (it rotates)."""
-    import fcntl
-
-    try:
-        fd = files.open_or_create(state_path + ".rotate.lock", "rotation lock")
-    except Exception:  # noqa: BLE001  no rotation now: the next write asks again
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+    return files.try_claim(state_path + ".rotate.lock", "rotation lock")
 
 
 def rotate_in_background(path: str, claim: str) -> None:

@@ -189,12 +189,11 @@ class SqliteView(StateView):
         # so that asking for one user's sessions does not decode every session of the feature
         column_criteria = {k: v for k, v in criteria.items() if k in _COLUMNS}
         in_doc = {k: v for k, v in criteria.items() if k not in _COLUMNS and isinstance(v, str) and k.isidentifier()}
-        other = {k: v for k, v in criteria.items() if k not in _COLUMNS and k not in in_doc}
         where = " AND ".join([f"{k} = ?" for k in column_criteria] + [f"json_extract(doc, '$.{k}') = ?" for k in in_doc])
         rows = self.db.execute(f"SELECT doc FROM sessions WHERE {where or '1'}{self._live}",
                                (*column_criteria.values(), *in_doc.values(), *self._live_args))
         found = [self._session(doc) for (doc,) in rows]
-        if other or in_doc:  # in_doc again in Python: the decoded session, not its text, is the truth
+        if len(column_criteria) < len(criteria):  # in_doc again too: the decoded session, not its text, is the truth
             found = [s for s in found if all(getattr(s, k, None) == v for k, v in criteria.items() if k not in _COLUMNS)]
         return sorted(found, key=lambda s: (s.started, s.id))
 
@@ -652,16 +651,8 @@ class SqliteStore(FileStore):
         """
         if not self._backup_due():
             return
-        import fcntl
-
-        try:
-            claim = files.open_or_create(self.path + ".bak.lock", "backup claim")
-        except Exception:  # noqa: BLE001  no copy now: doctor shows a stale one
-            return
-        try:
-            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(claim)  # another process is copying
+        claim = files.try_claim(self.path + ".bak.lock", "backup claim")  # None: another process copies
+        if claim is None:
             return
         background.later(__name__, "take_backup", self.path, fd=claim)
 
