@@ -230,13 +230,13 @@ def _detach(tx: Transaction, ev: Detach) -> Session | None:
 
 
 def _legacy_linger(tx: Transaction, session: Session) -> int:
-    from lictools.rules import get_rule
+    from lictools.rules import detach_timeout, get_rule
 
     pool = _pool(tx, session.pool)
-    value = pool.options.get(get_rule(pool.product).DETACH_OPTION, "0")
     try:
-        return int(value or 0)
+        return detach_timeout(pool)
     except ValueError:
+        value = pool.options.get(get_rule(pool.product).DETACH_OPTION)
         raise DamagedStateError(f"pool {pool.name}: detach timeout {value!r} is not a number") from None
 
 

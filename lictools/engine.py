@@ -24,7 +24,7 @@ from lictools.events import (
 )
 from lictools.host import SYSTEM, Host, same_machine
 from lictools.model import License, Policy, Pool, Request, Session, Waiter
-from lictools.rules import check_feature, check_options, get_rule
+from lictools.rules import check_feature, check_options, detach_timeout, get_rule
 from lictools.rules.base import Rule
 from lictools.stores.api import StateView, Transaction
 from lictools.timeutil import iso
@@ -237,15 +237,24 @@ def drop_dead_processes(tx: Transaction, pool: str | None = None, host: Host = S
     for session in tx.find_sessions(**({"pool": pool} if pool else {})):
         if session.pid is None or not same_machine(session.node, here):
             continue
-        if not host.pid_alive(session.pid):
-            reason = f"process {session.pid} is gone"
-        elif session.pid_start is not None and host.process_start(session.pid) != session.pid_start:
-            reason = f"process {session.pid} is gone (the PID now belongs to a process started later)"
-        else:
+        reason = process_gone(host, session.pid, session.pid_start)
+        if reason is None:
             continue
         _end(tx, session, "expire", reason=reason)
         dropped.append(session)
     return dropped
+
+
+def process_gone(host: Host, pid: int, started: int | None) -> str | None:
+    """Why the process ``pid`` (started at ``started``, when known) is gone from this machine, or None when it runs.
+
+    A PID that now belongs to a process started later counts as gone: PIDs are reused.
+    """
+    if not host.pid_alive(pid):
+        return f"process {pid} is gone"
+    if started is not None and host.process_start(pid) != started:
+        return f"process {pid} is gone (the PID now belongs to a process started later)"
+    return None
 
 
 # --------------------------------------------------------------------------- pools, licenses, settings
@@ -576,7 +585,7 @@ def _normalise(request: Request) -> None:
 
 def acquire(
     tx: Transaction, request: Request, dry_run: bool = False, journal_denial: bool = True, host: Host = SYSTEM,
-    admin: bool = True, wait: Wait | None = None,
+    admin: bool | Callable[[], bool] = True, wait: Wait | None = None,
 ) -> Outcome:
     """Grant, share or deny a seat for ``request``; idempotent by session id.
 
@@ -584,14 +593,15 @@ def acquire(
     ``exclude`` or ``include`` policy keeps its user or host from the feature (lictools-policies(7)). With
     ``dry_run`` nothing is written and nothing is journaled; ``journal_denial=False`` skips the
     ``deny`` event (for the queue deciding its waiters again). ``admin``: the caller may claim any
-    ``--user`` and ``--parent`` even where the pool trusts no claims (``trust_claims=no``). ``wait``:
+    ``--user`` and ``--parent`` even where the pool trusts no claims (``trust_claims=no``); a callable is
+    asked only there (it reads the settings and may look up a group: no cost for other pools). ``wait``:
     a request refused for want of a seat waits in the pool's queue instead of being denied (the outcome
     says its place); asked again while it waits, it keeps its place (see :func:`acquire_waiting`).
     """
     _normalise(request)
     pool = get_pool(tx, request.pool)
     rule = rule_of(pool)
-    if not admin and pool.options.get("trust_claims") == "no":
+    if pool.options.get("trust_claims") == "no" and not (admin() if callable(admin) else admin):
         _check_claims(tx, pool, request, host)
     feature = check_feature(rule, request.feature)
     request = replace(request, feature=feature)
@@ -791,10 +801,8 @@ def _tidy_queue(tx: Transaction, pool: Pool, host: Host) -> None:
     for waiter in pool.queue:
         if waiter.until <= tx.now:
             _time_out(tx, pool, waiter)
-        elif waiter.pid is not None and waiter.node is not None and same_machine(waiter.node, here) and (
-            not host.pid_alive(waiter.pid)
-            or (waiter.pid_start is not None and host.process_start(waiter.pid) != waiter.pid_start)
-        ):
+        elif waiter.pid is not None and waiter.node is not None and same_machine(waiter.node, here) and \
+                process_gone(host, waiter.pid, waiter.pid_start) is not None:
             _dequeue(tx, pool.name, waiter, "waiter gone")
     for feature in dict.fromkeys(w.feature for w in pool.queue):
         serve_queue(tx, pool.name, feature)
@@ -854,7 +862,7 @@ def acquire_waiting(
     view = open_view or open_transaction
     deadline = monotonic() + wait
     with open_transaction() as tx:
-        outcome = acquire(tx, request, admin=admin(tx),
+        outcome = acquire(tx, request, admin=lambda: admin(tx),
                           wait=waiter._replace(until=tx.now + wait) if wait > 0 else None)
     if outcome.queued is None:
         return outcome  # granted, shared, or refused in a way waiting cannot change
@@ -916,7 +924,7 @@ def detach(tx: Transaction, ids: Iterable[str], uid: int | None = None) -> Handl
     for listed in found:
         session = tx.get_session(listed.id) or listed  # its seat may have been re-charged meanwhile
         pool = get_pool(tx, session.pool)
-        linger = int(pool.options.get(rule_of(pool).DETACH_OPTION, "0"))
+        linger = detach_timeout(pool)
         event: Detach = {"event": "detach", **_stamp(tx), **_session_fields(session)}
         event["linger"] = linger
         if linger == 0:

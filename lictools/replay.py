@@ -221,9 +221,9 @@ def _audit_session_change(st: ReplayedState, ev: dict[str, Any], pool: Pool | No
         if session.expires is None or session.expires > ev["ts"] + TIME_TOLERANCE:
             st.problems.append(f"{where}: expired before its expiry {iso(session.expires)}")
     if kind == "detach" and pool is not None:
-        from lictools.rules import get_rule
+        from lictools.rules import detach_timeout
 
-        linger = int(pool.options.get(get_rule(pool.product).DETACH_OPTION, "0") or 0)
+        linger = detach_timeout(pool)
         if kinds.ends_session(ev) and linger:
             st.problems.append(f"{where}: ended the session although the pool's detach timeout is {linger} s")
         if not kinds.ends_session(ev) and ev.get("linger", linger) != linger:

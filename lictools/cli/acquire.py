@@ -55,11 +55,12 @@ def acquire(pool: str, feature: str | None, session: str | None, user: str | Non
     )
     if dry_run:
         with trial_transaction() as tx:
-            outcome = engine.acquire(tx, request, dry_run=True, admin=caller_is_admin(tx))
+            outcome = engine.acquire(tx, request, dry_run=True, admin=lambda: caller_is_admin(tx))
     else:
-        me = os.getpid()
+        me = os.getpid()  # who waits, read only when it may wait (/proc is not free for every login)
+        waiter = engine.Wait(0.0, me, SYSTEM.process_start(me), SYSTEM.node()) if wait > 0 else engine.Wait(0.0)
         outcome = engine.acquire_waiting(transaction, request, wait, admin=caller_is_admin, open_view=snapshot,
-                                         waiter=engine.Wait(0.0, me, SYSTEM.process_start(me), SYSTEM.node()),
+                                         waiter=waiter,
                                          queued=lambda waiting: warn(f"{waiting.reason}; waiting up to {wait:g} s"))
 
     fmt = settings().fmt

@@ -19,6 +19,7 @@ RULES: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # mypy checks every rule module against the Rule protocol
+    from lictools.model import Pool
     from lictools.rules import aveva_batch, generic, genero, magic_xpa
 
     _CHECKED: tuple[Rule, ...] = (generic, aveva_batch, genero, magic_xpa)
@@ -31,6 +32,14 @@ def get_rule(product: str) -> Rule:
     except KeyError:
         raise UsageError(f"unknown product {product!r}; known: {', '.join(sorted(RULES))}") from None
     return cast(Rule, importlib.import_module(module))
+
+
+def detach_timeout(pool: Pool) -> int:
+    """Seconds a detached session of ``pool`` keeps its seat (its rule's DETACH_OPTION; 0: freed at once).
+
+    ValueError when the stored option is not a whole number (options are checked when set).
+    """
+    return int(pool.options.get(get_rule(pool.product).DETACH_OPTION, "0") or 0)
 
 
 def rule_options(rule: Rule) -> dict[str, Option]:
