@@ -110,33 +110,25 @@ def _save_cache(path: str, location: str, seq: int, ts: float, counts: dict[tupl
     from lictools.stores import files
 
     doc = {"state": location, "seq": seq, "ts": ts, "denials": [[p, f, n] for (p, f), n in sorted(counts.items())]}
-    fd = temp = None
     try:
-        fd, temp = files.create_exclusive(f"{path}.tmp-")
-        files.write_all(fd, json.dumps(doc).encode())
-        os.fsync(fd)
-        files.publish(fd, temp, path, "the metrics cache", sync=False)
+        files.write_new(path, json.dumps(doc).encode(), "the metrics cache", sync=False)
     except (OSError, LictoolsError):
         pass
-    finally:
-        files.discard(fd, temp)
 
 
 def denial_totals(store: Store, use_cache: bool = True) -> dict[tuple[str, str], int]:
     """``deny`` events per (pool, feature) over the whole journal, read incrementally (see the module doc)."""
     path = _cache_path(store) if use_cache else None
     cached = _load_cache(path, store.location) if path else None
-    if cached is not None:
-        seq, ts, counts = cached
-        events = journal_events(store, max(seq - 1, 0))
-        first = next(events, None)
+    counts: dict[tuple[str, str], int] = {}
+    events = None
+    if cached is not None:  # go on after the cached event when it is still the journal's (not rotated, not replaced)
+        seq, ts, known = cached
+        after = journal_events(store, max(seq - 1, 0))
+        first = next(after, None)
         if first is not None and first.get("seq") == seq and first.get("ts") == ts:
-            newest = count_denials(events, counts)
-            if path and newest is not None:
-                _save_cache(path, store.location, newest[0], newest[1], counts)
-            return counts
-    counts = {}
-    last = count_denials(journal_events(store), counts)
+            counts, events = known, after
+    last = count_denials(events if events is not None else journal_events(store), counts)
     if path and last is not None:
         _save_cache(path, store.location, last[0], last[1], counts)
     return counts

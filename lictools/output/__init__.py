@@ -22,7 +22,7 @@ def _cell(value: Any, joiner: str, none: str, most: int | None = None) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        shown = list(value) if most is None else list(value)[:most]
+        shown = list(value)[:most]
         text = joiner.join(json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v) for v in shown)
         return text + (f" (+{len(value) - len(shown)} more)" if len(shown) < len(value) else "")
     if isinstance(value, dict):
